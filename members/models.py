@@ -1,0 +1,87 @@
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Organization
+
+from .timezones import validate_time_zone
+
+
+class TeamMember(models.Model):
+    """A person's place in one organization: their name, role and time zone there."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", _("Admin")
+        MEMBER = "member", _("Member")
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    display_name = models.CharField(_("name"), max_length=120)
+    role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.MEMBER)
+    time_zone = models.CharField(_("time zone"), max_length=64, default="UTC", validators=[validate_time_zone])
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["display_name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_user_and_org"),
+        ]
+        verbose_name = _("team member")
+        verbose_name_plural = _("team members")
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == self.Role.ADMIN
+
+
+def hash_invitation_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class MemberInvitationQuerySet(models.QuerySet):
+    def usable(self):
+        return self.filter(used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class MemberInvitation(models.Model):
+    """A single-use, expiring link that lets a new member choose a password.
+
+    Only a hash of the token is stored: a leaked database dump does not let anyone in.
+    """
+
+    member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="invitations")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MemberInvitationQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"Invitation for {self.member_id}"
+
+    @classmethod
+    def issue(cls, member: TeamMember) -> tuple["MemberInvitation", str]:
+        """Create an invitation and return it with its clear-text token (never stored)."""
+        token = secrets.token_urlsafe(32)
+        invitation = cls.objects.create(
+            member=member,
+            token_hash=hash_invitation_token(token),
+            expires_at=timezone.now() + timedelta(hours=settings.MEMBER_INVITATION_TTL_HOURS),
+        )
+        return invitation, token

@@ -1,0 +1,125 @@
+"""Creating, changing and deactivating team members. Views call these; they hold the rules."""
+
+from allauth.account.models import EmailAddress
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Organization, User
+from tsp.tasks import enqueue_after_commit
+
+from .models import MemberInvitation, TeamMember, hash_invitation_token
+
+
+def _other_active_admins(member: TeamMember):
+    return TeamMember.objects.filter(
+        organization_id=member.organization_id, role=TeamMember.Role.ADMIN, is_active=True
+    ).exclude(pk=member.pk)
+
+
+@transaction.atomic
+def create_member(
+    *, organization: Organization, email: str, display_name: str, role: str, time_zone: str
+) -> TeamMember:
+    """Create a login and a profile, then email the new member a link to choose a password."""
+    email = User.objects.normalize_email(email).strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": _("This email address already has an account and can't be added again.")})
+    user = User.objects.create_user(email=email, password=None)
+    member = TeamMember.objects.create(
+        organization=organization, user=user, display_name=display_name.strip(), role=role, time_zone=time_zone
+    )
+    send_invitation(member)
+    return member
+
+
+def send_invitation(member: TeamMember) -> None:
+    from .tasks import send_member_invitation
+
+    enqueue_after_commit(send_member_invitation, member.pk)
+
+
+@transaction.atomic
+def issue_invitation(member: TeamMember) -> str:
+    """Replace any earlier invitation with a new one; returns the clear-text token for the email."""
+    MemberInvitation.objects.filter(member=member, used_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    _invitation, token = MemberInvitation.issue(member)
+    return token
+
+
+def find_usable_invitation(token: str) -> MemberInvitation | None:
+    return (
+        MemberInvitation.objects.usable()
+        .select_related("member__user", "member__organization")
+        .filter(token_hash=hash_invitation_token(token), member__is_active=True)
+        .first()
+    )
+
+
+@transaction.atomic
+def accept_invitation(*, token: str, password: str) -> TeamMember:
+    """Set the member's first password. The link works once, before it expires."""
+    invitation = (
+        MemberInvitation.objects.usable()
+        .select_for_update()
+        .filter(token_hash=hash_invitation_token(token), member__is_active=True)
+        .first()
+    )
+    if invitation is None:
+        raise ValidationError(_("This invitation link has expired or was already used."))
+    member = TeamMember.objects.select_related("user").get(pk=invitation.member_id)
+    validate_password(password, user=member.user)
+    member.user.set_password(password)
+    member.user.is_active = True
+    member.user.save(update_fields=["password", "is_active"])
+    invitation.used_at = timezone.now()
+    invitation.save(update_fields=["used_at"])
+    # Opening the emailed link proves the address is theirs.
+    EmailAddress.objects.update_or_create(
+        user=member.user, email=member.user.email, defaults={"verified": True, "primary": True}
+    )
+    return member
+
+
+@transaction.atomic
+def update_member(*, member: TeamMember, display_name: str, role: str, time_zone: str) -> TeamMember:
+    if member.is_admin and role != TeamMember.Role.ADMIN and not _other_active_admins(member).exists():
+        raise ValidationError({"role": _("An organization needs at least one admin.")})
+    member.display_name = display_name.strip()
+    member.role = role
+    member.time_zone = time_zone
+    member.save(update_fields=["display_name", "role", "time_zone", "updated_at"])
+    return member
+
+
+@transaction.atomic
+def update_own_profile(*, member: TeamMember, display_name: str, time_zone: str) -> TeamMember:
+    member.display_name = display_name.strip()
+    member.time_zone = time_zone
+    member.save(update_fields=["display_name", "time_zone", "updated_at"])
+    return member
+
+
+@transaction.atomic
+def deactivate_member(*, member: TeamMember) -> None:
+    """A deactivated member can't log in; a session they still hold ends on its next request."""
+    if member.is_admin and not _other_active_admins(member).exists():
+        raise ValidationError(_("The last admin of an organization can't be deactivated."))
+    member.is_active = False
+    member.save(update_fields=["is_active", "updated_at"])
+    MemberInvitation.objects.filter(member=member, used_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if not TeamMember.objects.filter(user_id=member.user_id, is_active=True).exists():
+        User.objects.filter(pk=member.user_id).update(is_active=False)
+
+
+@transaction.atomic
+def reactivate_member(*, member: TeamMember) -> None:
+    member.is_active = True
+    member.save(update_fields=["is_active", "updated_at"])
+    User.objects.filter(pk=member.user_id).update(is_active=True)

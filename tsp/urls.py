@@ -1,0 +1,12 @@
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from . import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("app/", RedirectView.as_view(pattern_name="members:list", permanent=False), name="dashboard"),
+    path("", RedirectView.as_view(pattern_name="members:list", permanent=False), name="home"),
+    path("", include("members.urls")),
+]
