@@ -1,0 +1,112 @@
+import itertools
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.core.cache import cache
+
+from accounts.models import Organization, User
+from members.models import TeamMember
+
+_counter = itertools.count(1)
+PASSWORD = "correct-horse-battery-staple-42"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Real hashing is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache():
+    # Rate limits and cached values must not leak from one test to the next.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_organization(db):
+    def make(name: str | None = None) -> Organization:
+        name = name or f"Organization {next(_counter)}"
+        return Organization.objects.create(name=name, slug=Organization.unique_slug_for(name))
+
+    return make
+
+
+@pytest.fixture
+def make_member(db, make_organization):
+    def make(
+        organization: Organization | None = None,
+        *,
+        role: str = TeamMember.Role.MEMBER,
+        name: str | None = None,
+        time_zone: str = "UTC",
+        email: str | None = None,
+        password: str | None = PASSWORD,
+    ) -> TeamMember:
+        n = next(_counter)
+        user = User.objects.create_user(email=email or f"person{n}@example.com", password=password)
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+        return TeamMember.objects.create(
+            organization=organization or make_organization(),
+            user=user,
+            display_name=name or f"Person {n}",
+            role=role,
+            time_zone=time_zone,
+        )
+
+    return make
+
+
+@pytest.fixture
+def organization(make_organization):
+    return make_organization("Acme Consulting")
+
+
+@pytest.fixture
+def admin(make_member, organization):
+    return make_member(organization, role=TeamMember.Role.ADMIN, name="Alice Admin", time_zone="Europe/Berlin")
+
+
+@pytest.fixture
+def member(make_member, organization):
+    return make_member(organization, name="Maya Member", time_zone="Asia/Kolkata")
+
+
+@pytest.fixture
+def other_member(make_member, organization):
+    return make_member(organization, name="Oscar Other", time_zone="America/New_York")
+
+
+@pytest.fixture
+def outsider(make_member, make_organization):
+    """An admin of a different organization: must never see or change anything of ours."""
+    return make_member(make_organization("Rival Inc"), role=TeamMember.Role.ADMIN, name="Rita Rival")
+
+
+def client_for(client_class, member: TeamMember | None):
+    client = client_class()
+    if member is not None:
+        client.force_login(member.user)
+    return client
+
+
+@pytest.fixture
+def login(client):
+    def as_member(member: TeamMember):
+        client.force_login(member.user)
+        return client
+
+    return as_member
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_in_process():
+    """Tasks run in-process (after commit) unless a test starts a real worker itself."""
+    from tsp.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous

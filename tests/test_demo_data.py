@@ -1,0 +1,25 @@
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from accounts.management.commands.seed_demo import DEMO_PASSWORD, DEMO_PEOPLE
+from members.models import TeamMember
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_organization_has_an_admin_and_three_members_whose_logins_work(capsys):
+    call_command("seed_demo")
+    call_command("seed_demo")  # running it again (every `make run`) is harmless
+    printed = capsys.readouterr().out
+    members = TeamMember.objects.filter(organization__slug="demo")
+    assert members.count() == 4
+    assert members.filter(role=TeamMember.Role.ADMIN).count() == 1
+    assert len({m.time_zone for m in members}) == 4
+    for email, *_ in DEMO_PEOPLE:
+        assert email in printed
+        client = Client()
+        response = client.post(reverse("account_login"), {"login": email, "password": DEMO_PASSWORD})
+        assert response.status_code == 302, email
+        assert client.get(reverse("members:list")).status_code == 200

@@ -1,0 +1,111 @@
+"""The operational contracts: /healthz, settings from the environment, a clean deploy check."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import OperationalError
+from django.urls import reverse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+def test_healthz_reports_database_cache_and_broker(client):
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"] == "ok"
+    assert body["cache"] == "ok"
+    assert body["broker"] in {"ok", "in-process"}
+
+
+@pytest.mark.django_db
+def test_healthz_answers_503_when_the_database_is_down(client, monkeypatch):
+    from tsp import health
+
+    def broken_cursor(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(health.connection, "cursor", broken_cursor)
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 503
+    assert response.json()["database"] == "error"
+
+
+@pytest.mark.django_db
+def test_healthz_reports_a_broker_that_cannot_be_reached(client, monkeypatch, settings):
+    from tsp import health
+
+    monkeypatch.setattr(settings, "CELERY_TASK_ALWAYS_EAGER", False)
+
+    def unreachable():
+        raise ConnectionError("no broker")
+
+    monkeypatch.setattr(health, "_broker", unreachable)
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200  # pages still work without the broker
+    assert response.json()["broker"] == "error"
+
+
+def _run_django(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "CELERY_", "EMAIL_"))}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _setting(env_overrides: dict, expression: str) -> str:
+    code = f"from django.conf import settings; print(repr(({expression})))"
+    result = _run_django({"DEBUG": "1", **env_overrides}, "shell", "--no-imports", "-c", code)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_sqlite_is_used_when_database_url_is_unset():
+    assert _setting({}, "settings.DATABASES['default']['ENGINE']") == "'django.db.backends.sqlite3'"
+
+
+def test_postgresql_is_used_when_database_url_is_set():
+    engine = _setting({"DATABASE_URL": "postgres://u:p@db.example:5432/tsp"}, "settings.DATABASES['default']['ENGINE']")
+    assert engine == "'django.db.backends.postgresql'"
+
+
+def test_tasks_run_in_process_without_a_broker_and_through_redis_with_one():
+    assert _setting({}, "settings.CELERY_TASK_ALWAYS_EAGER") == "True"
+    with_redis = {"REDIS_URL": "redis://127.0.0.1:6379/3"}
+    assert _setting(with_redis, "settings.CELERY_TASK_ALWAYS_EAGER, settings.CELERY_BROKER_URL") == (
+        "(False, 'redis://127.0.0.1:6379/3')"
+    )
+
+
+def test_email_url_configures_smtp():
+    value = _setting(
+        {"EMAIL_URL": "submission://mailer:s%40cret@smtp.example.com"},
+        "settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_HOST_USER, "
+        "settings.EMAIL_HOST_PASSWORD, settings.EMAIL_USE_TLS",
+    )
+    assert value == (
+        "('django.core.mail.backends.smtp.EmailBackend', 'smtp.example.com', 587, 'mailer', 's@cret', True)"
+    )
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = _run_django({"DEBUG": "0", "SECRET_KEY": ""}, "check")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_deploy_check_is_clean_with_production_settings():
+    production = {
+        "DEBUG": "0",
+        "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
+        "ALLOWED_HOSTS": "schedule.example.com",
+    }
+    result = _run_django(production, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNINGS" not in result.stdout + result.stderr

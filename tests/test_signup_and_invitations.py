@@ -1,0 +1,203 @@
+"""An admin signs up, adds a member; the member sets a password from the emailed link and logs in."""
+
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Organization, User
+from members.models import MemberInvitation, TeamMember
+
+from .conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def _link_in(message) -> str:
+    match = re.search(r"https?://\S+", message.body)
+    assert match, message.body
+    return match.group(0)
+
+
+def _path(url: str) -> str:
+    return re.sub(r"^https?://[^/]+", "", url)
+
+
+def test_signing_up_creates_an_organization_with_the_new_user_as_admin(client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("account_signup"),
+            {
+                "display_name": "Ada Lovelace",
+                "organization_name": "Analytical Engines",
+                "email": "Ada@Example.com",
+                "password1": PASSWORD,
+                "password2": PASSWORD,
+                "time_zone": "Europe/London",
+            },
+        )
+    assert response.status_code == 302
+    user = User.objects.get(email="ada@example.com")
+    membership = TeamMember.objects.get(user=user)
+    assert membership.role == TeamMember.Role.ADMIN
+    assert membership.organization.name == "Analytical Engines"
+    assert membership.organization.slug == "analytical-engines"
+    assert membership.time_zone == "Europe/London"
+
+    # Email confirmation is mandatory: the link in the email confirms and logs in.
+    assert len(mail.outbox) == 1
+    confirm_path = _path(_link_in(mail.outbox[0]))
+    response = client.post(confirm_path)
+    assert response.status_code == 302
+    page = client.get(reverse("members:list"))
+    assert page.status_code == 200
+    assert "Ada Lovelace" in page.content.decode()
+
+
+def test_sign_up_with_missing_organization_name_changes_nothing(client):
+    response = client.post(
+        reverse("account_signup"),
+        {"display_name": "Bob", "organization_name": "  ", "email": "bob@example.com",
+         "password1": PASSWORD, "password2": PASSWORD, "time_zone": "UTC"},
+    )
+    assert response.status_code == 200
+    assert "organization" in response.content.decode().lower()
+    assert not User.objects.filter(email="bob@example.com").exists()
+    assert not Organization.objects.exists()
+
+
+def test_sign_up_rejects_an_unknown_time_zone(client):
+    response = client.post(
+        reverse("account_signup"),
+        {"display_name": "Bob", "organization_name": "Bob Co", "email": "bob@example.com",
+         "password1": PASSWORD, "password2": PASSWORD, "time_zone": "Mars/Olympus_Mons"},
+    )
+    assert response.status_code == 200
+    assert not User.objects.filter(email="bob@example.com").exists()
+
+
+def _add_member(client, django_capture_on_commit_callbacks, **overrides):
+    data = {"display_name": "Maya Patel", "email": "maya@example.com", "role": "member", "time_zone": "Asia/Kolkata"}
+    data.update(overrides)
+    with django_capture_on_commit_callbacks(execute=True):
+        return client.post(reverse("members:create"), data)
+
+
+def test_admin_adds_a_member_who_sets_a_password_and_sees_their_own_card(
+    client, login, admin, django_capture_on_commit_callbacks
+):
+    login(admin)
+    response = _add_member(client, django_capture_on_commit_callbacks)
+    assert response.status_code == 302
+    maya = TeamMember.objects.get(user__email="maya@example.com")
+    assert maya.organization == admin.organization
+    assert maya.role == TeamMember.Role.MEMBER
+    assert not maya.user.has_usable_password()
+
+    assert len(mail.outbox) == 1
+    invitation_email = mail.outbox[0]
+    assert invitation_email.to == ["maya@example.com"]
+    assert "Acme Consulting" in invitation_email.subject
+    link = _path(_link_in(invitation_email))
+    # Only a hash of the token is stored.
+    token = link.rstrip("/").rsplit("/", 1)[-1]
+    assert not MemberInvitation.objects.filter(token_hash=token).exists()
+
+    client.logout()
+    page = client.get(link)
+    assert page.status_code == 200
+    assert page["Referrer-Policy"] == "no-referrer"
+    response = client.post(link, {"password1": PASSWORD, "password2": PASSWORD})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("members:list")
+
+    cards = client.get(reverse("members:list")).content.decode()
+    own_card = re.search(rf'<li class="card member-card is-me" id="member-{maya.pk}".*?</li>', cards, re.S)
+    assert own_card, "Maya's own card is marked as hers"
+    assert "Maya Patel" in own_card.group(0) and "You" in own_card.group(0)
+
+    # She can log in with the new password afterwards too.
+    client.logout()
+    response = client.post(reverse("account_login"), {"login": "maya@example.com", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get(reverse("members:list")).status_code == 200
+
+
+def test_an_invitation_link_works_only_once(client, login, admin, django_capture_on_commit_callbacks):
+    login(admin)
+    _add_member(client, django_capture_on_commit_callbacks)
+    link = _path(_link_in(mail.outbox[0]))
+    client.logout()
+    client.post(link, {"password1": PASSWORD, "password2": PASSWORD})
+    client.logout()
+    again = client.post(link, {"password1": "another-" + PASSWORD, "password2": "another-" + PASSWORD})
+    assert again.status_code == 404
+    assert "can't be used" in again.content.decode()
+    maya = User.objects.get(email="maya@example.com")
+    assert maya.check_password(PASSWORD)
+
+
+def test_an_invitation_link_expires(client, login, admin, django_capture_on_commit_callbacks, settings):
+    login(admin)
+    _add_member(client, django_capture_on_commit_callbacks)
+    link = _path(_link_in(mail.outbox[0]))
+    client.logout()
+    with time_machine.travel(timezone.now() + timedelta(hours=settings.MEMBER_INVITATION_TTL_HOURS, minutes=1)):
+        response = client.post(link, {"password1": PASSWORD, "password2": PASSWORD})
+    assert response.status_code == 404
+    assert not User.objects.get(email="maya@example.com").has_usable_password()
+
+
+def test_resending_an_invitation_makes_the_old_link_useless(client, login, admin, django_capture_on_commit_callbacks):
+    login(admin)
+    _add_member(client, django_capture_on_commit_callbacks)
+    first_link = _path(_link_in(mail.outbox[0]))
+    maya = TeamMember.objects.get(user__email="maya@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("members:resend_invitation", args=[maya.pk]))
+    second_link = _path(_link_in(mail.outbox[1]))
+    assert first_link != second_link
+    client.logout()
+    assert client.get(first_link).status_code == 404
+    assert client.get(second_link).status_code == 200
+
+
+def test_a_weak_password_is_refused_and_the_link_stays_usable(client, login, admin, django_capture_on_commit_callbacks):
+    login(admin)
+    _add_member(client, django_capture_on_commit_callbacks)
+    link = _path(_link_in(mail.outbox[0]))
+    client.logout()
+    response = client.post(link, {"password1": "12345678", "password2": "12345678"})
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+    assert client.get(link).status_code == 200
+
+
+def test_adding_a_member_with_an_email_that_already_has_an_account_is_refused(
+    client, login, admin, member, django_capture_on_commit_callbacks
+):
+    login(admin)
+    response = _add_member(client, django_capture_on_commit_callbacks, email=member.user.email.upper())
+    assert response.status_code == 200
+    assert "already has an account" in response.content.decode()
+    assert TeamMember.objects.filter(user=member.user).count() == 1
+    assert mail.outbox == []
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("email", "not-an-email"), ("time_zone", "Nowhere/Special"), ("role", "owner"), ("display_name", "x" * 121)],
+)
+def test_bad_member_input_gets_a_form_error_and_saves_nothing(
+    client, login, admin, django_capture_on_commit_callbacks, field, value
+):
+    login(admin)
+    response = _add_member(client, django_capture_on_commit_callbacks, **{field: value})
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+    assert TeamMember.objects.count() == 1
+    assert mail.outbox == []
