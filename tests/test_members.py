@@ -37,7 +37,10 @@ def test_the_last_admin_cannot_step_down_or_be_deactivated(client, login, admin)
 
 def test_a_deactivated_members_session_ends_and_they_cannot_log_in_again(client, login, admin, member):
     member_browser = Client()
-    assert member_browser.post(reverse("account_login"), {"login": member.user.email, "password": PASSWORD}).status_code == 302
+    assert (
+        member_browser.post(reverse("account_login"), {"login": member.user.email, "password": PASSWORD}).status_code
+        == 302
+    )
     assert member_browser.get(reverse("members:list")).status_code == 200
 
     login(admin)

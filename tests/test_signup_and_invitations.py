@@ -61,8 +61,14 @@ def test_signing_up_creates_an_organization_with_the_new_user_as_admin(client, d
 def test_sign_up_with_missing_organization_name_changes_nothing(client):
     response = client.post(
         reverse("account_signup"),
-        {"display_name": "Bob", "organization_name": "  ", "email": "bob@example.com",
-         "password1": PASSWORD, "password2": PASSWORD, "time_zone": "UTC"},
+        {
+            "display_name": "Bob",
+            "organization_name": "  ",
+            "email": "bob@example.com",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "time_zone": "UTC",
+        },
     )
     assert response.status_code == 200
     assert "organization" in response.content.decode().lower()
@@ -73,8 +79,14 @@ def test_sign_up_with_missing_organization_name_changes_nothing(client):
 def test_sign_up_rejects_an_unknown_time_zone(client):
     response = client.post(
         reverse("account_signup"),
-        {"display_name": "Bob", "organization_name": "Bob Co", "email": "bob@example.com",
-         "password1": PASSWORD, "password2": PASSWORD, "time_zone": "Mars/Olympus_Mons"},
+        {
+            "display_name": "Bob",
+            "organization_name": "Bob Co",
+            "email": "bob@example.com",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "time_zone": "Mars/Olympus_Mons",
+        },
     )
     assert response.status_code == 200
     assert not User.objects.filter(email="bob@example.com").exists()
