@@ -213,3 +213,25 @@ def test_bad_member_input_gets_a_form_error_and_saves_nothing(
     assert "errorlist" in response.content.decode()
     assert TeamMember.objects.count() == 1
     assert mail.outbox == []
+
+
+def test_a_member_resets_a_forgotten_password_by_email(client, member):
+    response = client.post(reverse("account_reset_password"), {"email": member.user.email})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    reset_path = _path(_link_in(mail.outbox[0]))
+    response = client.get(reset_path, follow=True)  # allauth moves the key out of the URL first
+    assert response.status_code == 200
+    form_path = response.redirect_chain[-1][0] if response.redirect_chain else reset_path
+    new_password = "a-brand-new-" + PASSWORD
+    response = client.post(form_path, {"password1": new_password, "password2": new_password})
+    assert response.status_code == 302
+    member.user.refresh_from_db()
+    assert member.user.check_password(new_password)
+
+
+def test_logging_out_ends_the_session(client, member):
+    client.post(reverse("account_login"), {"login": member.user.email, "password": PASSWORD})
+    assert client.get(reverse("members:list")).status_code == 200
+    client.post(reverse("account_logout"))
+    assert client.get(reverse("members:list")).status_code == 302
