@@ -1,6 +1,7 @@
 from django.db import transaction
 
 from members.models import TeamMember
+from members.services import add_default_working_hours
 
 from .models import Organization, User
 
@@ -13,10 +14,12 @@ def create_organization_with_admin(
     organization = Organization.objects.create(
         name=organization_name.strip(), slug=Organization.unique_slug_for(organization_name)
     )
-    return TeamMember.objects.create(
+    member = TeamMember.objects.create(
         organization=organization,
         user=user,
         display_name=display_name.strip(),
         role=TeamMember.Role.ADMIN,
         time_zone=time_zone,
     )
+    add_default_working_hours(member)
+    return member

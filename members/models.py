@@ -85,3 +85,51 @@ class MemberInvitation(models.Model):
             expires_at=timezone.now() + timedelta(hours=settings.MEMBER_INVITATION_TTL_HOURS),
         )
         return invitation, token
+
+
+class WorkingHours(models.Model):
+    """One interval of a member's weekly hours, wall-clock in the member's own time zone."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, _("Monday")
+        TUESDAY = 1, _("Tuesday")
+        WEDNESDAY = 2, _("Wednesday")
+        THURSDAY = 3, _("Thursday")
+        FRIDAY = 4, _("Friday")
+        SATURDAY = 5, _("Saturday")
+        SUNDAY = 6, _("Sunday")
+
+    member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="working_hours")
+    weekday = models.PositiveSmallIntegerField(_("weekday"), choices=Weekday.choices)
+    start = models.TimeField(_("from"))
+    end = models.TimeField(_("until"), help_text=_("00:00 means midnight at the end of the day."))
+
+    class Meta:
+        ordering = ["weekday", "start"]
+        verbose_name = _("working hours")
+        verbose_name_plural = _("working hours")
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.start:%H:%M}–{self.end:%H:%M}"
+
+
+class DateOverride(models.Model):
+    """Different hours on one date. A row without times marks the whole date as a day off."""
+
+    member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="date_overrides")
+    date = models.DateField(_("date"))
+    start = models.TimeField(_("from"), null=True, blank=True)
+    end = models.TimeField(_("until"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["date", "start"]
+        indexes = [models.Index(fields=["member", "date"])]
+        verbose_name = _("date override")
+        verbose_name_plural = _("date overrides")
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.start or ''}–{self.end or ''}"
+
+    @property
+    def is_day_off(self) -> bool:
+        return self.start is None

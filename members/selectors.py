@@ -1,6 +1,6 @@
 from accounts.models import Organization
 
-from .models import TeamMember
+from .models import DateOverride, TeamMember, WorkingHours
 
 
 def members_for_viewer(*, organization: Organization, viewer: TeamMember):
@@ -13,3 +13,20 @@ def members_for_viewer(*, organization: Organization, viewer: TeamMember):
 
 def get_member(*, organization: Organization, pk: int) -> TeamMember | None:
     return TeamMember.objects.select_related("user").filter(organization=organization, pk=pk).first()
+
+
+def weekly_hours_by_day(member: TeamMember) -> dict[int, list[tuple]]:
+    by_day: dict[int, list[tuple]] = {day: [] for day in range(7)}
+    for row in WorkingHours.objects.filter(member=member).order_by("weekday", "start"):
+        by_day[row.weekday].append((row.start, row.end))
+    return by_day
+
+
+def upcoming_overrides(member: TeamMember, *, today) -> list[tuple]:
+    """[(date, [(start, end), …]), …] from today on; an empty list means a day off."""
+    grouped: dict = {}
+    for row in DateOverride.objects.filter(member=member, date__gte=today).order_by("date", "start"):
+        intervals = grouped.setdefault(row.date, [])
+        if not row.is_day_off:
+            intervals.append((row.start, row.end))
+    return list(grouped.items())

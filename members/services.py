@@ -1,5 +1,7 @@
 """Creating, changing and deactivating team members. Views call these; they hold the rules."""
 
+from datetime import time
+
 from allauth.account.models import EmailAddress
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -10,7 +12,9 @@ from django.utils.translation import gettext as _
 from accounts.models import Organization, User
 from tsp.tasks import enqueue_after_commit
 
-from .models import MemberInvitation, TeamMember, hash_invitation_token
+from .models import DateOverride, MemberInvitation, TeamMember, WorkingHours, hash_invitation_token
+
+DEFAULT_WORKING_HOURS = [(weekday, time(9), time(17)) for weekday in range(5)]  # Mon–Fri 09:00–17:00
 
 
 def _other_active_admins(member: TeamMember):
@@ -31,8 +35,16 @@ def create_member(
     member = TeamMember.objects.create(
         organization=organization, user=user, display_name=display_name.strip(), role=role, time_zone=time_zone
     )
+    add_default_working_hours(member)
     send_invitation(member)
     return member
+
+
+def add_default_working_hours(member: TeamMember) -> None:
+    WorkingHours.objects.bulk_create(
+        WorkingHours(member=member, weekday=weekday, start=start, end=end)
+        for weekday, start, end in DEFAULT_WORKING_HOURS
+    )
 
 
 def send_invitation(member: TeamMember) -> None:
@@ -123,3 +135,30 @@ def reactivate_member(*, member: TeamMember) -> None:
     member.is_active = True
     member.save(update_fields=["is_active", "updated_at"])
     User.objects.filter(pk=member.user_id).update(is_active=True)
+
+
+@transaction.atomic
+def set_weekly_hours(*, member: TeamMember, weekly: dict[int, list[tuple[time, time]]]) -> None:
+    WorkingHours.objects.filter(member=member).delete()
+    WorkingHours.objects.bulk_create(
+        WorkingHours(member=member, weekday=weekday, start=start, end=end)
+        for weekday, intervals in sorted(weekly.items())
+        for start, end in intervals
+    )
+
+
+@transaction.atomic
+def set_date_override(*, member: TeamMember, date, intervals: list[tuple[time, time]]) -> None:
+    """Replace that date's hours; no intervals means a day off."""
+    DateOverride.objects.filter(member=member, date=date).delete()
+    if not intervals:
+        DateOverride.objects.create(member=member, date=date)
+    else:
+        DateOverride.objects.bulk_create(
+            DateOverride(member=member, date=date, start=start, end=end) for start, end in intervals
+        )
+
+
+def remove_date_override(*, member: TeamMember, date) -> int:
+    deleted, _ = DateOverride.objects.filter(member=member, date=date).delete()
+    return deleted

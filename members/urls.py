@@ -12,5 +12,8 @@ urlpatterns = [
     path("app/members/<int:pk>/reactivate/", views.member_reactivate, name="reactivate"),
     path("app/members/<int:pk>/invite/", views.member_resend_invitation, name="resend_invitation"),
     path("app/profile/", views.profile, name="profile"),
+    path("app/availability/hours/", views.weekly_hours, name="weekly_hours"),
+    path("app/availability/overrides/", views.date_override_add, name="date_override_add"),
+    path("app/availability/overrides/<str:day>/remove/", views.date_override_remove, name="date_override_remove"),
     path("invite/<str:token>/", views.accept_invitation, name="accept_invitation"),
 ]

@@ -1,15 +1,27 @@
+from datetime import date
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.access import admin_required, ensure_admin, member_required
 
 from . import selectors, services
-from .forms import MemberForm, NewMemberForm, ProfileForm, SetPasswordForm
+from .forms import (
+    DateOverrideForm,
+    MemberForm,
+    NewMemberForm,
+    ProfileForm,
+    SetPasswordForm,
+    WeeklyHoursForm,
+    format_intervals,
+)
 
 
 def _member_or_404(request, pk: int):
@@ -103,16 +115,75 @@ def member_resend_invitation(request, pk: int):
     return redirect("members:list")
 
 
+def _profile_page(request, *, form=None, hours_form=None, override_form=None, status=200):
+    member = request.member
+    if form is None:
+        form = ProfileForm(initial={"display_name": member.display_name, "time_zone": member.time_zone})
+    if hours_form is None:
+        weekly = selectors.weekly_hours_by_day(member)
+        hours_form = WeeklyHoursForm(initial={f"day_{day}": format_intervals(weekly[day]) for day in weekly})
+    overrides = [
+        (day, format_intervals(intervals))
+        for day, intervals in selectors.upcoming_overrides(member, today=timezone.localdate())
+    ]
+    context = {
+        "form": form,
+        "hours_form": hours_form,
+        "override_form": override_form or DateOverrideForm(),
+        "overrides": overrides,
+    }
+    return render(request, "members/profile.html", context, status=status)
+
+
 @member_required
 def profile(request):
-    member = request.member
-    initial = {"display_name": member.display_name, "time_zone": member.time_zone}
-    form = ProfileForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        services.update_own_profile(member=member, **form.cleaned_data)
-        messages.success(request, _("Your profile was saved."))
-        return redirect("members:profile")
-    return render(request, "members/profile.html", {"form": form})
+    if request.method == "POST":
+        form = ProfileForm(request.POST)
+        if form.is_valid():
+            services.update_own_profile(member=request.member, **form.cleaned_data)
+            messages.success(request, _("Your profile was saved."))
+            return redirect("members:profile")
+        return _profile_page(request, form=form)
+    return _profile_page(request)
+
+
+@require_POST
+@member_required
+def weekly_hours(request):
+    form = WeeklyHoursForm(request.POST)
+    if not form.is_valid():
+        return _profile_page(request, hours_form=form)
+    services.set_weekly_hours(member=request.member, weekly=form.weekly)
+    messages.success(request, _("Your working hours were saved."))
+    return redirect("members:profile")
+
+
+@require_POST
+@member_required
+def date_override_add(request):
+    form = DateOverrideForm(request.POST)
+    if not form.is_valid():
+        return _profile_page(request, override_form=form)
+    services.set_date_override(
+        member=request.member, date=form.cleaned_data["date"], intervals=form.cleaned_data["hours"]
+    )
+    messages.success(
+        request, _("Your hours for %(date)s were saved.") % {"date": date_format(form.cleaned_data["date"])}
+    )
+    return redirect("members:profile")
+
+
+@require_POST
+@member_required
+def date_override_remove(request, day: str):
+    try:
+        parsed = date.fromisoformat(day)
+    except ValueError:
+        raise Http404 from None
+    if not services.remove_date_override(member=request.member, date=parsed):
+        raise Http404
+    messages.success(request, _("%(date)s uses your weekly hours again.") % {"date": date_format(parsed)})
+    return redirect("members:profile")
 
 
 def accept_invitation(request, token: str):

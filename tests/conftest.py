@@ -6,6 +6,7 @@ from django.core.cache import cache
 
 from accounts.models import Organization, User
 from members.models import TeamMember
+from members.services import add_default_working_hours
 
 _counter = itertools.count(1)
 PASSWORD = "correct-horse-battery-staple-42"
@@ -48,13 +49,15 @@ def make_member(db, make_organization):
         n = next(_counter)
         user = User.objects.create_user(email=email or f"person{n}@example.com", password=password)
         EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-        return TeamMember.objects.create(
+        member = TeamMember.objects.create(
             organization=organization or make_organization(),
             user=user,
             display_name=name or f"Person {n}",
             role=role,
             time_zone=time_zone,
         )
+        add_default_working_hours(member)
+        return member
 
     return make
 

@@ -6,6 +6,7 @@ from django.db import transaction
 
 from accounts.models import Organization, User
 from members.models import TeamMember
+from members.services import add_default_working_hours
 
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_ORGANIZATION = ("Demo Consulting", "demo")
@@ -30,11 +31,13 @@ class Command(BaseCommand):
             user.is_active = True
             user.save()
             EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
-            TeamMember.objects.update_or_create(
+            member, created = TeamMember.objects.update_or_create(
                 organization=organization,
                 user=user,
                 defaults={"display_name": display_name, "role": role, "time_zone": time_zone, "is_active": True},
             )
+            if created:
+                add_default_working_hours(member)
         self.stdout.write(self.style.SUCCESS(f"Demo organization “{organization.name}” is ready. Logins:"))
         for email, _name, role, time_zone in DEMO_PEOPLE:
             self.stdout.write(f"  {email:40} {DEMO_PASSWORD}   ({role}, {time_zone})")

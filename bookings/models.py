@@ -1,0 +1,98 @@
+import uuid
+
+from django.core import signing
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Organization
+from meetingtypes.models import MeetingType
+from members.models import TeamMember
+
+_MANAGE_SALT = "bookings.manage-link"
+
+
+class Booking(models.Model):
+    """A client's booking. Rescheduling moves this same row: its calendar UID stays, SEQUENCE goes up."""
+
+    class Status(models.TextChoices):
+        CONFIRMED = "confirmed", _("Confirmed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="bookings")
+    meeting_type = models.ForeignKey(MeetingType, on_delete=models.PROTECT, related_name="bookings")
+    hosts = models.ManyToManyField(TeamMember, through="BookingHost", related_name="bookings")
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sequence = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CONFIRMED)
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"))
+    client_name = models.CharField(_("name"), max_length=120)
+    client_email = models.EmailField(_("email"), max_length=254)
+    client_notes = models.TextField(_("notes"), blank=True, max_length=2000)
+    client_time_zone = models.CharField(_("time zone"), max_length=64)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["start", "id"]
+        indexes = [
+            models.Index(fields=["organization", "start"]),
+            models.Index(fields=["meeting_type", "created_at"]),
+        ]
+        verbose_name = _("booking")
+        verbose_name_plural = _("bookings")
+
+    def __str__(self) -> str:
+        return f"{self.meeting_type_id} {self.start:%Y-%m-%d %H:%M} {self.client_email}"
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == self.Status.CANCELLED
+
+    # The manage link is signed, not stored: unguessable without SECRET_KEY, and nothing in the
+    # database lets someone cancel a client's booking.
+    @property
+    def manage_token(self) -> str:
+        return signing.Signer(salt=_MANAGE_SALT).sign(str(self.uid)).split(":", 1)[1]
+
+    @staticmethod
+    def uid_from_token(uid: str, token: str) -> str | None:
+        try:
+            return signing.Signer(salt=_MANAGE_SALT).unsign(f"{uid}:{token}")
+        except signing.BadSignature:
+            return None
+
+    def manage_url(self) -> str:
+        return reverse("bookings:manage", args=[self.uid, self.manage_token])
+
+    def cancel_url(self) -> str:
+        return reverse("bookings:cancel", args=[self.uid, self.manage_token])
+
+    def reschedule_url(self) -> str:
+        return reverse("bookings:reschedule", args=[self.uid, self.manage_token])
+
+
+class BookingHost(models.Model):
+    """A host's time taken by a booking, buffers included.
+
+    On PostgreSQL an exclusion constraint (migration 0002) forbids two active rows of the same
+    member whose occupied ranges overlap: the database itself makes double booking impossible,
+    across meeting types and concurrent requests.
+    """
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="host_rows")
+    member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="booked_rows")
+    occupied_start = models.DateTimeField()
+    occupied_end = models.DateTimeField()
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["booking", "member"], name="host_once_per_booking")]
+        indexes = [models.Index(fields=["member", "occupied_start"], name="bookinghost_member_time")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.occupied_start:%Y-%m-%d %H:%M}"
