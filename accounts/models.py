@@ -69,7 +69,19 @@ class Organization(models.Model):
     def unique_slug_for(name: str) -> str:
         base = slugify(name)[:50] or "team"
         # Paths of the app itself must never be shadowed by an organization's booking pages.
-        reserved = {"app", "accounts", "admin", "static", "healthz", "integrations", "invite", "embed", "help", "api"}
+        reserved = {
+            "app",
+            "accounts",
+            "admin",
+            "static",
+            "healthz",
+            "integrations",
+            "invite",
+            "embed",
+            "help",
+            "api",
+            "booking",
+        }
         slug, n = base, 1
         while slug in reserved or Organization.objects.filter(slug=slug).exists():
             n += 1

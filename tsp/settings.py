@@ -276,3 +276,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Public booking forms: at most this many POSTs per client IP per window.
+BOOKING_RATE_LIMIT = env_int("BOOKING_RATE_LIMIT", 20)
+BOOKING_RATE_WINDOW_SECONDS = env_int("BOOKING_RATE_WINDOW_SECONDS", 600)

@@ -9,4 +9,7 @@ urlpatterns = [
     path("app/", RedirectView.as_view(pattern_name="members:list", permanent=False), name="dashboard"),
     path("", RedirectView.as_view(pattern_name="members:list", permanent=False), name="home"),
     path("", include("members.urls")),
+    path("", include("meetingtypes.urls")),
+    # Last: /<organization>/<meeting type>/ booking pages match almost any path.
+    path("", include("bookings.urls")),
 ]

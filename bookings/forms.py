@@ -1,0 +1,65 @@
+from datetime import UTC, datetime
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from members.timezones import validate_time_zone
+
+
+def parse_start(value: str) -> datetime | None:
+    """An ISO 8601 instant with an offset ('2026-12-03T08:00:00Z'); None for anything else."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except (ValueError, AttributeError):
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.astimezone(UTC)
+
+
+class SlotField(forms.CharField):
+    widget = forms.HiddenInput
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None
+        parsed = parse_start(value)
+        if parsed is None:
+            raise forms.ValidationError(_("The chosen time is not valid. Please pick a time again."), code="invalid")
+        return parsed
+
+
+class TimeZoneField(forms.CharField):
+    widget = forms.HiddenInput
+    default_validators = [validate_time_zone]
+
+
+class BookingForm(forms.Form):
+    name = forms.CharField(label=_("Your name"), max_length=120, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    email = forms.EmailField(label=_("Email"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    notes = forms.CharField(
+        label=_("Anything to share before the meeting?"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+    start = SlotField(max_length=40)
+    time_zone = TimeZoneField(max_length=64)
+
+    def clean_name(self):
+        value = self.cleaned_data["name"].strip()
+        if not value:
+            raise forms.ValidationError(_("Please enter your name."))
+        return value
+
+
+class RescheduleForm(forms.Form):
+    start = SlotField(max_length=40)
+    time_zone = TimeZoneField(max_length=64)
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason (optional)"), required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 3})
+    )

@@ -1,0 +1,153 @@
+"""Reads for bookings: the data the availability engine needs, and the dashboard lists."""
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.db.models import Max, Prefetch, Q
+
+from meetingtypes.models import MeetingType, MeetingTypeHost
+from members.models import DateOverride, TeamMember, WorkingHours
+
+from . import availability
+from .models import Booking, BookingHost
+
+# Busy time and daily limits near the edges of a range matter too (buffers, local dates that
+# straddle the UTC range): load a day more on each side.
+_MARGIN = timedelta(days=1)
+
+
+def slot_rules(meeting_type: MeetingType) -> availability.SlotRules:
+    return availability.SlotRules(
+        duration=timedelta(minutes=meeting_type.duration_minutes),
+        interval=timedelta(minutes=meeting_type.slot_interval_minutes or meeting_type.duration_minutes),
+        buffer_before=timedelta(minutes=meeting_type.buffer_before_minutes),
+        buffer_after=timedelta(minutes=meeting_type.buffer_after_minutes),
+        minimum_notice=timedelta(minutes=meeting_type.minimum_notice_minutes),
+        booking_window=timedelta(days=meeting_type.booking_window_days),
+        daily_limit=meeting_type.daily_limit_per_host,
+        collective=meeting_type.assignment == MeetingType.Assignment.COLLECTIVE,
+    )
+
+
+def host_ids_in_order(meeting_type: MeetingType) -> list[int]:
+    """Active hosts in the admin's order; a one-person type has exactly its first host."""
+    ids = list(
+        MeetingTypeHost.objects.filter(meeting_type=meeting_type, member__is_active=True)
+        .order_by("position", "id")
+        .values_list("member_id", flat=True)
+    )
+    if meeting_type.assignment == MeetingType.Assignment.ONE_PERSON:
+        return ids[:1]
+    return ids
+
+
+def load_availability(
+    meeting_type: MeetingType, *, start: datetime, end: datetime, exclude_booking_id: int | None = None
+) -> tuple[availability.SlotRules, list[availability.HostAvailability]]:
+    """Everything the engine needs for [start, end): four queries, whatever the number of hosts and days."""
+    hosts = list(
+        MeetingTypeHost.objects.filter(meeting_type=meeting_type, member__is_active=True)
+        .order_by("position", "id")
+        .values_list("member_id", "member__time_zone")
+    )
+    if meeting_type.assignment == MeetingType.Assignment.ONE_PERSON:
+        hosts = hosts[:1]
+    ids = [member_id for member_id, _tz in hosts]
+    weekly: dict[int, list] = defaultdict(list)
+    overrides: dict[int, dict] = defaultdict(lambda: defaultdict(list))
+    busy: dict[int, list] = defaultdict(list)
+    booked_starts: dict[int, list] = defaultdict(list)
+    if ids:
+        for member_id, weekday, from_, until in WorkingHours.objects.filter(member_id__in=ids).values_list(
+            "member_id", "weekday", "start", "end"
+        ):
+            weekly[member_id].append(availability.WorkingInterval(weekday, from_, until))
+
+        first_day, last_day = (start - 2 * _MARGIN).date(), (end + 2 * _MARGIN).date()
+        for member_id, day, from_, until in DateOverride.objects.filter(
+            member_id__in=ids, date__range=(first_day, last_day)
+        ).values_list("member_id", "date", "start", "end"):
+            day_intervals = overrides[member_id][day]
+            if from_ is not None:
+                day_intervals.append((from_, until))
+
+        taken = BookingHost.objects.filter(
+            member_id__in=ids, is_active=True, occupied_start__lt=end + _MARGIN, occupied_end__gt=start - _MARGIN
+        )
+        if exclude_booking_id is not None:
+            taken = taken.exclude(booking_id=exclude_booking_id)
+        for member_id, occupied_start, occupied_end, type_id, booking_start in taken.values_list(
+            "member_id", "occupied_start", "occupied_end", "booking__meeting_type_id", "booking__start"
+        ):
+            busy[member_id].append((occupied_start, occupied_end))
+            if type_id == meeting_type.pk:
+                booked_starts[member_id].append(booking_start)
+
+    host_data = [
+        availability.HostAvailability(
+            host_id=member_id,
+            time_zone=time_zone,
+            weekly=tuple(weekly[member_id]),
+            overrides=tuple(
+                availability.DateOverride(day, tuple(intervals)) for day, intervals in overrides[member_id].items()
+            ),
+            busy=tuple(busy[member_id]),
+            booked_starts=tuple(booked_starts[member_id]),
+        )
+        for member_id, time_zone in hosts
+    ]
+    return slot_rules(meeting_type), host_data
+
+
+def least_recently_booked_first(meeting_type: MeetingType, candidate_ids: list[int]) -> list[int]:
+    """Round-robin order: hosts never booked for this type first, then the longest since their last
+    booking; ties go to the admin's host order, then the lower id (deterministic)."""
+    last_booked = dict(
+        BookingHost.objects.filter(
+            member_id__in=candidate_ids, booking__meeting_type=meeting_type, booking__status=Booking.Status.CONFIRMED
+        )
+        .values_list("member_id")
+        .annotate(last=Max("booking__created_at"))
+    )
+    position = dict(
+        MeetingTypeHost.objects.filter(meeting_type=meeting_type, member_id__in=candidate_ids).values_list(
+            "member_id", "position"
+        )
+    )
+    never = datetime.min.replace(tzinfo=None)
+
+    def key(member_id: int):
+        last = last_booked.get(member_id)
+        return (last is not None, last.replace(tzinfo=None) if last else never, position.get(member_id, 0), member_id)
+
+    return sorted(candidate_ids, key=key)
+
+
+def get_booking_by_link(uid: str, token: str) -> Booking | None:
+    if Booking.uid_from_token(uid, token) is None:
+        return None
+    return (
+        Booking.objects.select_related("meeting_type", "organization")
+        .prefetch_related(Prefetch("host_rows", queryset=BookingHost.objects.select_related("member")))
+        .filter(uid=uid)
+        .first()
+    )
+
+
+def bookings_for_dashboard(*, viewer: TeamMember, upcoming: bool, now: datetime):
+    """Admins see every booking of the organization, members their own. Three queries a page."""
+    bookings = Booking.objects.filter(organization_id=viewer.organization_id)
+    if not viewer.is_admin:
+        bookings = bookings.filter(host_rows__member=viewer)
+    bookings = bookings.filter(Q(end__gte=now) if upcoming else Q(end__lt=now))
+    return (
+        bookings.select_related("meeting_type")
+        .prefetch_related(Prefetch("host_rows", queryset=BookingHost.objects.select_related("member")))
+        .order_by("start" if upcoming else "-start", "id")
+        .distinct()
+    )
+
+
+def get_booking_for_staff(*, viewer: TeamMember, pk: int) -> Booking | None:
+    bookings = Booking.objects.filter(organization_id=viewer.organization_id, pk=pk)
+    return bookings.select_related("meeting_type").first()

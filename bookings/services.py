@@ -1,0 +1,154 @@
+"""Booking, rescheduling and cancelling. The rules live here; views only translate HTTP."""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from meetingtypes.models import MeetingType
+from tsp.tasks import enqueue_after_commit
+
+from . import availability, selectors
+from .models import Booking, BookingHost
+
+logger = logging.getLogger(__name__)
+
+# A booking is checked against availability in a window this wide around its start.
+_CHECK_WINDOW = timedelta(days=1)
+
+
+class SlotUnavailable(Exception):
+    """The time is not (or no longer) bookable: taken a moment ago, outside hours, too soon…"""
+
+
+class BookingLocked(Exception):
+    """The booking can no longer be changed (cancelled, or already started)."""
+
+
+class BookingChange:
+    CREATED = "created"
+    RESCHEDULED = "rescheduled"
+    CANCELLED = "cancelled"
+
+
+def after_booking_change(booking: Booking, change: str) -> None:
+    """The one place that queues what follows a booking change (video meeting, emails).
+
+    Queued after the commit, with the primary key: a rolled-back booking queues nothing.
+    """
+    from .tasks import booking_changed
+
+    enqueue_after_commit(booking_changed, booking.pk, change)
+
+
+def _free_hosts(meeting_type: MeetingType, start: datetime, now: datetime, exclude_booking_id=None) -> tuple[int, ...]:
+    rules, hosts = selectors.load_availability(
+        meeting_type, start=start - _CHECK_WINDOW, end=start + _CHECK_WINDOW, exclude_booking_id=exclude_booking_id
+    )
+    return availability.is_bookable(rules, hosts, slot_start=start, now=now)
+
+
+def _occupy(booking: Booking, member_ids: list[int], rules) -> None:
+    occupied_start, occupied_end = availability.occupied_range(booking.start, rules)
+    BookingHost.objects.bulk_create(
+        BookingHost(booking=booking, member_id=member_id, occupied_start=occupied_start, occupied_end=occupied_end)
+        for member_id in member_ids
+    )
+
+
+def _host_choices(meeting_type: MeetingType, free: tuple[int, ...], prefer: list[int] | None = None) -> list[list[int]]:
+    """Host sets to try, best first. Collective: all of them together. Otherwise one host each,
+    the preferred (current) host first, then least recently booked."""
+    if meeting_type.assignment == MeetingType.Assignment.COLLECTIVE:
+        return [list(free)]
+    ordered = selectors.least_recently_booked_first(meeting_type, list(free))
+    if prefer and prefer[0] in ordered:
+        ordered.remove(prefer[0])
+        ordered.insert(0, prefer[0])
+    return [[member_id] for member_id in ordered]
+
+
+def _assign(booking: Booking, choices: list[list[int]], rules) -> None:
+    """Take the first host set the database accepts. The exclusion constraint is the final word:
+    a host taken by a concurrent booking since our check makes its insert fail, and we try the next."""
+    for member_ids in choices:
+        try:
+            with transaction.atomic():
+                _occupy(booking, member_ids, rules)
+            return
+        except IntegrityError:
+            logger.info("booking %s: host(s) %s were just taken, trying the next", booking.pk, member_ids)
+    raise SlotUnavailable
+
+
+def book(
+    *,
+    meeting_type: MeetingType,
+    start: datetime,
+    client_name: str,
+    client_email: str,
+    client_notes: str,
+    client_time_zone: str,
+    now: datetime | None = None,
+) -> Booking:
+    now = now or timezone.now()
+    if not meeting_type.is_active:
+        raise SlotUnavailable
+    with transaction.atomic():
+        free = _free_hosts(meeting_type, start, now)
+        if not free:
+            raise SlotUnavailable
+        booking = Booking.objects.create(
+            organization_id=meeting_type.organization_id,
+            meeting_type=meeting_type,
+            start=start,
+            end=start + meeting_type.duration,
+            client_name=client_name,
+            client_email=client_email,
+            client_notes=client_notes,
+            client_time_zone=client_time_zone,
+        )
+        _assign(booking, _host_choices(meeting_type, free), selectors.slot_rules(meeting_type))
+        after_booking_change(booking, BookingChange.CREATED)
+    return booking
+
+
+def _ensure_changeable(booking: Booking, now: datetime) -> None:
+    if booking.is_cancelled or booking.start <= now:
+        raise BookingLocked
+
+
+def reschedule(*, booking: Booking, start: datetime, now: datetime | None = None) -> Booking:
+    """Move the same booking (same calendar UID, higher sequence), keeping its host when still free."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().select_related("meeting_type").get(pk=booking.pk)
+        _ensure_changeable(booking, now)
+        meeting_type = booking.meeting_type
+        free = _free_hosts(meeting_type, start, now, exclude_booking_id=booking.pk)
+        if not free:
+            raise SlotUnavailable
+        current = list(booking.host_rows.filter(is_active=True).values_list("member_id", flat=True))
+        BookingHost.objects.filter(booking=booking).delete()
+        booking.start, booking.end = start, start + meeting_type.duration
+        booking.sequence += 1
+        booking.save(update_fields=["start", "end", "sequence", "updated_at"])
+        _assign(booking, _host_choices(meeting_type, free, prefer=current), selectors.slot_rules(meeting_type))
+        after_booking_change(booking, BookingChange.RESCHEDULED)
+    return booking
+
+
+def cancel(*, booking: Booking, reason: str = "", now: datetime | None = None) -> Booking:
+    now = now or timezone.now()
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking.pk)
+        _ensure_changeable(booking, now)
+        booking.status = Booking.Status.CANCELLED
+        booking.cancelled_at = now
+        booking.cancel_reason = reason.strip()[:500]
+        booking.sequence += 1
+        booking.save(update_fields=["status", "cancelled_at", "cancel_reason", "sequence", "updated_at"])
+        BookingHost.objects.filter(booking=booking).update(is_active=False)
+        after_booking_change(booking, BookingChange.CANCELLED)
+    return booking

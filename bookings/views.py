@@ -1,0 +1,386 @@
+import re
+from datetime import date
+from functools import wraps
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.access import member_required
+from meetingtypes.models import MeetingType
+from members.timezones import is_valid_time_zone, time_zone_choices
+from tsp.ratelimit import client_ip, hit
+
+from . import selectors, services, slots
+from .forms import BookingForm, CancelForm, RescheduleForm, parse_start
+
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def embeddable(view):
+    """Pages of the booking flow may be framed by any site when asked for with ?embed=1.
+
+    Everything else keeps X-Frame-Options: DENY.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if _is_embed(request):
+            response.xframe_options_exempt = True
+            response["Content-Security-Policy"] = "frame-ancestors *"
+        return response
+
+    return wrapper
+
+
+def _is_embed(request) -> bool:
+    return request.GET.get("embed") == "1" or request.POST.get("embed") == "1"
+
+
+def _zone_or_none(name: str | None) -> ZoneInfo | None:
+    return ZoneInfo(name) if name and is_valid_time_zone(name) else None
+
+
+def _public_meeting_type(org_slug: str, slug: str, *, include_inactive: bool = False) -> MeetingType:
+    meeting_type = (
+        MeetingType.objects.select_related("organization").filter(organization__slug=org_slug, slug=slug).first()
+    )
+    if meeting_type is None or not (meeting_type.is_active or include_inactive):
+        raise Http404
+    return meeting_type
+
+
+def _host_names(meeting_type: MeetingType) -> str:
+    names = meeting_type.host_links.filter(member__is_active=True).order_by("position", "id")
+    names = list(names.values_list("member__display_name", flat=True))
+    if meeting_type.assignment == MeetingType.Assignment.ONE_PERSON:
+        names = names[:1]
+    if meeting_type.assignment == MeetingType.Assignment.ROUND_ROBIN and len(names) > 1:
+        return _("One of: %(names)s") % {"names": ", ".join(names)}
+    return ", ".join(names)
+
+
+def _rate_limited(request) -> bool:
+    return not hit(
+        "booking-post",
+        client_ip(request),
+        limit=settings.BOOKING_RATE_LIMIT,
+        window_seconds=settings.BOOKING_RATE_WINDOW_SECONDS,
+    )
+
+
+def _too_many(request, context):
+    context["error"] = _("Too many attempts from your network. Please wait a few minutes and try again.")
+    return render(request, "bookings/public/error.html", context, status=429)
+
+
+def _slots_response(request, meeting_type, exclude_booking_id=None):
+    zone = _zone_or_none(request.GET.get("tz") or "UTC")
+    if zone is None:
+        return JsonResponse({"error": _("Unknown time zone.")}, status=400)
+    month_text = request.GET.get("month")
+    month = None
+    if month_text:
+        if not _MONTH.fullmatch(month_text):
+            return JsonResponse({"error": _("The month must look like 2026-12.")}, status=400)
+        month = date(int(month_text[:4]), int(month_text[5:]), 1)
+    page = slots.month_page(
+        meeting_type, month=month, zone=zone, now=timezone.now(), exclude_booking_id=exclude_booking_id
+    )
+    response = JsonResponse(page)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _calendar_context(request, meeting_type, *, slots_url, select_url, heading=""):
+    tz = request.GET.get("tz", "")
+    month = request.GET.get("month", "")
+    return {
+        "organization": meeting_type.organization,
+        "meeting_type": meeting_type,
+        "host_names": _host_names(meeting_type),
+        "embed": _is_embed(request),
+        "slots_url": slots_url,
+        "select_url": select_url,
+        "time_zone_choices": time_zone_choices(),
+        "initial_time_zone": tz if is_valid_time_zone(tz) else "",
+        "initial_month": month if _MONTH.fullmatch(month) else "",
+        "taken": request.GET.get("taken") == "1",
+        "prefill_name": request.GET.get("name", "")[:120],
+        "prefill_email": request.GET.get("email", "")[:254],
+        "heading": heading,
+    }
+
+
+def _back_to_calendar(url: str, *, tz: str, start, embed: bool) -> str:
+    params = {"taken": "1", "tz": tz if is_valid_time_zone(tz) else "UTC"}
+    if start is not None:
+        params["month"] = start.astimezone(ZoneInfo(params["tz"])).strftime("%Y-%m")
+    if embed:
+        params["embed"] = "1"
+    return f"{url}?{urlencode(params)}"
+
+
+def _with_embed(url: str, request, **params) -> str:
+    if _is_embed(request):
+        params["embed"] = "1"
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+# ---------------------------------------------------------------- the public booking flow
+
+
+@embeddable
+@require_GET
+def organization_page(request, org_slug: str):
+    meeting_types = list(
+        MeetingType.objects.select_related("organization").filter(organization__slug=org_slug, is_active=True)
+    )
+    if not meeting_types:
+        raise Http404
+    context = {
+        "organization": meeting_types[0].organization,
+        "meeting_types": meeting_types,
+        "embed": _is_embed(request),
+    }
+    return render(request, "bookings/public/organization.html", context)
+
+
+@embeddable
+@require_GET
+def public_page(request, org_slug: str, slug: str):
+    meeting_type = _public_meeting_type(org_slug, slug)
+    context = _calendar_context(
+        request,
+        meeting_type,
+        slots_url=reverse("bookings:slots", args=[org_slug, slug]),
+        select_url=reverse("bookings:book", args=[org_slug, slug]),
+    )
+    return render(request, "bookings/public/calendar.html", context)
+
+
+@never_cache
+@require_GET
+def slots_json(request, org_slug: str, slug: str):
+    meeting_type = _public_meeting_type(org_slug, slug)
+    return _slots_response(request, meeting_type)
+
+
+# The public forms are exempt from CSRF: they carry no login (nothing for another site to ride
+# on), and embedded in a third-party iframe the CSRF cookie would not be sent. Abuse is limited
+# per IP instead.
+@csrf_exempt
+@embeddable
+@require_http_methods(["GET", "POST"])
+def book(request, org_slug: str, slug: str):
+    meeting_type = _public_meeting_type(org_slug, slug, include_inactive=request.method == "POST")
+    calendar_url = reverse("bookings:public_page", args=[org_slug, slug])
+    context = {
+        "organization": meeting_type.organization,
+        "meeting_type": meeting_type,
+        "host_names": _host_names(meeting_type),
+        "embed": _is_embed(request),
+        "calendar_url": calendar_url,
+    }
+    if request.method == "GET":
+        start = parse_start(request.GET.get("start", ""))
+        tz = request.GET.get("tz", "")
+        if start is None or not is_valid_time_zone(tz):
+            return redirect(_with_embed(calendar_url, request))
+        form = BookingForm(
+            initial={
+                "start": request.GET["start"],
+                "time_zone": tz,
+                "name": request.GET.get("name", "")[:120],
+                "email": request.GET.get("email", "")[:254],
+            }
+        )
+    else:
+        if _rate_limited(request):
+            return _too_many(request, context)
+        form = BookingForm(request.POST)
+        if not meeting_type.is_active:
+            form.add_error(None, _("This meeting type no longer takes bookings."))
+        elif form.is_valid():
+            data = form.cleaned_data
+            try:
+                booking = services.book(
+                    meeting_type=meeting_type,
+                    start=data["start"],
+                    client_name=data["name"],
+                    client_email=data["email"],
+                    client_notes=data["notes"],
+                    client_time_zone=data["time_zone"],
+                )
+            except services.SlotUnavailable:
+                return redirect(
+                    _back_to_calendar(calendar_url, tz=data["time_zone"], start=data["start"], embed=_is_embed(request))
+                )
+            return redirect(_with_embed(booking.manage_url(), request, booked="1"))
+    start = form["start"].value()
+    tz = form["time_zone"].value()
+    start = parse_start(start or "")
+    end = start + meeting_type.duration if start else None
+    context.update(form=form, start=start, end=end, zone=_zone_or_none(tz), time_zone_name=tz)
+    return render(request, "bookings/public/book.html", context, status=400 if form.errors else 200)
+
+
+def _booking_or_404(uid, token):
+    booking = selectors.get_booking_by_link(str(uid), token)
+    if booking is None:
+        raise Http404
+    return booking
+
+
+def _manage_context(request, booking):
+    tz = request.GET.get("tz") or booking.client_time_zone
+    zone = _zone_or_none(tz) or ZoneInfo("UTC")
+    hosts = [row.member for row in booking.host_rows.all()]
+    return {
+        "booking": booking,
+        "organization": booking.organization,
+        "meeting_type": booking.meeting_type,
+        "host_names": ", ".join(host.display_name for host in hosts),
+        "hosts": hosts,
+        "zone": zone,
+        "embed": _is_embed(request),
+        "changeable": not booking.is_cancelled and booking.start > timezone.now(),
+    }
+
+
+@embeddable
+@require_GET
+def manage(request, uid, token: str):
+    booking = _booking_or_404(uid, token)
+    context = _manage_context(request, booking)
+    context["just_booked"] = request.GET.get("booked") == "1"
+    context["just_moved"] = request.GET.get("moved") == "1"
+    response = render(request, "bookings/public/manage.html", context)
+    response["Referrer-Policy"] = "no-referrer"  # the URL is the key to this booking
+    return response
+
+
+@csrf_exempt
+@embeddable
+@require_http_methods(["GET", "POST"])
+def cancel(request, uid, token: str):
+    booking = _booking_or_404(uid, token)
+    context = _manage_context(request, booking)
+    form = CancelForm(request.POST or None)
+    if request.method == "POST":
+        if _rate_limited(request):
+            return _too_many(request, context)
+        if form.is_valid():
+            try:
+                services.cancel(booking=booking, reason=form.cleaned_data["reason"])
+            except services.BookingLocked:
+                form.add_error(None, _("This booking can no longer be cancelled."))
+            else:
+                return redirect(_with_embed(booking.manage_url(), request))
+    context["form"] = form
+    response = render(request, "bookings/public/cancel.html", context, status=400 if form.errors else 200)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@embeddable
+@require_GET
+def reschedule(request, uid, token: str):
+    booking = _booking_or_404(uid, token)
+    if booking.is_cancelled or booking.start <= timezone.now():
+        return redirect(_with_embed(booking.manage_url(), request))
+    context = _calendar_context(
+        request,
+        booking.meeting_type,
+        slots_url=reverse("bookings:reschedule_slots", args=[booking.uid, token]),
+        select_url=reverse("bookings:reschedule_confirm", args=[booking.uid, token]),
+        heading=_("Pick a new time"),
+    )
+    if not context["initial_time_zone"]:
+        context["initial_time_zone"] = booking.client_time_zone
+    context["booking"] = booking
+    response = render(request, "bookings/public/calendar.html", context)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@never_cache
+@require_GET
+def reschedule_slots(request, uid, token: str):
+    booking = _booking_or_404(uid, token)
+    if booking.is_cancelled:
+        return JsonResponse({"error": _("This booking was cancelled.")}, status=400)
+    return _slots_response(request, booking.meeting_type, exclude_booking_id=booking.pk)
+
+
+@csrf_exempt
+@embeddable
+@require_http_methods(["GET", "POST"])
+def reschedule_confirm(request, uid, token: str):
+    booking = _booking_or_404(uid, token)
+    calendar_url = reverse("bookings:reschedule", args=[booking.uid, token])
+    context = _manage_context(request, booking)
+    data = request.POST if request.method == "POST" else request.GET
+    form = RescheduleForm({"start": data.get("start", ""), "time_zone": data.get("tz") or data.get("time_zone", "")})
+    if not form.is_valid():
+        return redirect(_with_embed(calendar_url, request))
+    new_start, tz = form.cleaned_data["start"], form.cleaned_data["time_zone"]
+    if request.method == "POST":
+        if _rate_limited(request):
+            return _too_many(request, context)
+        try:
+            services.reschedule(booking=booking, start=new_start)
+        except services.SlotUnavailable:
+            return redirect(_back_to_calendar(calendar_url, tz=tz, start=new_start, embed=_is_embed(request)))
+        except services.BookingLocked:
+            return redirect(_with_embed(booking.manage_url(), request))
+        return redirect(_with_embed(booking.manage_url(), request, moved="1"))
+    context.update(new_start=new_start, new_zone=ZoneInfo(tz), time_zone_name=tz, calendar_url=calendar_url)
+    response = render(request, "bookings/public/reschedule_confirm.html", context)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# ---------------------------------------------------------------- the team's dashboard
+
+BOOKINGS_PER_PAGE = 25
+
+
+@member_required
+def booking_list(request):
+    upcoming = request.GET.get("when", "upcoming") != "past"
+    bookings = selectors.bookings_for_dashboard(viewer=request.member, upcoming=upcoming, now=timezone.now())
+    page = Paginator(bookings, BOOKINGS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "bookings/list.html", {"page": page, "upcoming": upcoming, "now": timezone.now()})
+
+
+@require_POST
+@member_required
+def booking_cancel(request, pk: int):
+    booking = selectors.get_booking_for_staff(viewer=request.member, pk=pk)
+    if booking is None:
+        raise Http404
+    is_host = booking.host_rows.filter(member=request.member).exists()
+    if not (request.member.is_admin or is_host):
+        raise Http404  # members don't see other members' bookings at all
+    try:
+        services.cancel(booking=booking, reason=request.POST.get("reason", "")[:500])
+    except services.BookingLocked:
+        messages.error(request, _("This booking can no longer be cancelled."))
+    else:
+        messages.success(request, _("The booking with %(name)s was cancelled.") % {"name": booking.client_name})
+    return redirect(reverse("bookings:list") + ("?when=past" if request.POST.get("when") == "past" else ""))

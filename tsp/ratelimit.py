@@ -1,0 +1,25 @@
+"""A fixed-window request counter in the cache, for public forms that anyone can post."""
+
+import time
+
+from django.core.cache import cache
+
+
+def client_ip(request) -> str:
+    # Behind a proxy, configure it to set REMOTE_ADDR (e.g. gunicorn --forwarded-allow-ips);
+    # trusting X-Forwarded-For blindly would let anyone pick their own address.
+    return request.META.get("REMOTE_ADDR", "unknown")
+
+
+def hit(scope: str, key: str, *, limit: int, window_seconds: int) -> bool:
+    """Count one request; False once `limit` requests were made in the current window."""
+    window = int(time.time() // window_seconds)
+    cache_key = f"ratelimit:{scope}:{key}:{window}"
+    if cache.add(cache_key, 1, timeout=window_seconds + 1):
+        return True
+    try:
+        count = cache.incr(cache_key)
+    except ValueError:  # expired between add() and incr()
+        cache.add(cache_key, 1, timeout=window_seconds + 1)
+        return True
+    return count <= limit
