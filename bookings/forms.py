@@ -18,13 +18,15 @@ def parse_start(value: str) -> datetime | None:
 
 
 class SlotField(forms.CharField):
+    """A chosen start time: an ISO instant in, an aware UTC datetime out."""
+
     widget = forms.HiddenInput
 
     def to_python(self, value):
         value = super().to_python(value)
         if value in self.empty_values:
             return None
-        parsed = parse_start(value)
+        parsed = parse_start(value) if len(value) <= 40 else None
         if parsed is None:
             raise forms.ValidationError(_("The chosen time is not valid. Please pick a time again."), code="invalid")
         return parsed
@@ -44,7 +46,7 @@ class BookingForm(forms.Form):
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 4}),
     )
-    start = SlotField(max_length=40)
+    start = SlotField()
     time_zone = TimeZoneField(max_length=64)
 
     def clean_name(self):
@@ -55,7 +57,7 @@ class BookingForm(forms.Form):
 
 
 class RescheduleForm(forms.Form):
-    start = SlotField(max_length=40)
+    start = SlotField()
     time_zone = TimeZoneField(max_length=64)
 
 

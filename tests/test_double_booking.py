@@ -1,0 +1,171 @@
+"""No double booking, ever: the database refuses it, even under concurrent requests (PostgreSQL)."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.models import Booking, BookingHost
+from meetingtypes.models import MeetingType, MeetingTypeHost
+
+needs_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="exclusion constraints exist only on PostgreSQL"
+)
+
+
+def _meeting_type(organization, hosts, **overrides) -> MeetingType:
+    fields = {
+        "name": "Intro call",
+        "slug": "intro",
+        "duration_minutes": 30,
+        "minimum_notice_minutes": 0,
+        "location": MeetingType.Location.PHONE,
+        "location_detail": "+1 555 0100",
+        "assignment": MeetingType.Assignment.ONE_PERSON,
+    }
+    fields.update(overrides)
+    meeting_type = MeetingType.objects.create(organization=organization, **fields)
+    for position, host in enumerate(hosts):
+        MeetingTypeHost.objects.create(meeting_type=meeting_type, member=host, position=position)
+    return meeting_type
+
+
+def _first_slot(client, meeting_type) -> str:
+    url = reverse("bookings:slots", args=[meeting_type.organization.slug, meeting_type.slug])
+    days = client.get(url, {"tz": "UTC"}).json()["days"]
+    first_day = sorted(days)[0]
+    return days[first_day][0]["start"]
+
+
+def _booking(meeting_type, start, **extra) -> Booking:
+    return Booking.objects.create(
+        organization=meeting_type.organization,
+        meeting_type=meeting_type,
+        start=start,
+        end=start + timedelta(minutes=30),
+        client_name="Client",
+        client_email="client@example.com",
+        client_time_zone="UTC",
+        **extra,
+    )
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_the_database_refuses_two_overlapping_bookings_of_one_host_even_across_meeting_types(member):
+    intro = _meeting_type(member.organization, [member])
+    review = _meeting_type(member.organization, [member], name="Review", slug="review")
+    start = timezone.now() + timedelta(days=3)
+    first = _booking(intro, start)
+    BookingHost.objects.create(
+        booking=first, member=member, occupied_start=start, occupied_end=start + timedelta(minutes=30)
+    )
+    second = _booking(review, start + timedelta(minutes=15))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BookingHost.objects.create(
+            booking=second,
+            member=member,
+            occupied_start=start + timedelta(minutes=15),
+            occupied_end=start + timedelta(minutes=45),
+        )
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_touching_bookings_and_cancelled_ones_do_not_conflict(member, other_member):
+    intro = _meeting_type(member.organization, [member])
+    start = timezone.now() + timedelta(days=3)
+    end = start + timedelta(minutes=30)
+    first = _booking(intro, start)
+    BookingHost.objects.create(booking=first, member=member, occupied_start=start, occupied_end=end)
+    # Back to back is fine: ranges are half-open.
+    second = _booking(intro, end)
+    BookingHost.objects.create(
+        booking=second, member=member, occupied_start=end, occupied_end=end + timedelta(minutes=30)
+    )
+    # Another host at the same time is fine.
+    BookingHost.objects.create(booking=first, member=other_member, occupied_start=start, occupied_end=end)
+    # A cancelled booking no longer holds its time.
+    BookingHost.objects.filter(booking=first, member=member).update(is_active=False)
+    third = _booking(intro, start)
+    BookingHost.objects.create(booking=third, member=member, occupied_start=start, occupied_end=end)
+    assert BookingHost.objects.filter(member=member, is_active=True).count() == 2
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_fifty_clients_racing_for_one_slot_get_one_booking_and_49_clear_answers(member):
+    meeting_type = _meeting_type(member.organization, [member])
+    start = _first_slot(Client(), meeting_type)
+    url = reverse("bookings:book", args=[member.organization.slug, meeting_type.slug])
+    barrier = threading.Barrier(50)
+    results: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def attempt(n: int) -> None:
+        client = Client(REMOTE_ADDR=f"10.0.{n // 250}.{n % 250 + 1}")
+        try:
+            barrier.wait()
+            response = client.post(
+                url,
+                {"name": f"Client {n}", "email": f"client{n}@example.com", "start": start, "time_zone": "UTC"},
+            )
+            with lock:
+                results.append((response.status_code, response.get("Location", "")))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert len(results) == 50
+    assert all(status == 302 for status, _ in results), results
+    won = [location for _, location in results if "booked=1" in location]
+    taken = [location for _, location in results if "taken=1" in location]
+    assert len(won) == 1
+    assert len(taken) == 49
+    assert Booking.objects.count() == 1
+    assert BookingHost.objects.filter(member=member, is_active=True).count() == 1
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_round_robin_race_gives_each_free_host_one_booking(member, other_member):
+    # Same working hours for both, so the first slot is free for both.
+    other_member.time_zone = member.time_zone
+    other_member.save()
+    meeting_type = _meeting_type(
+        member.organization, [member, other_member], assignment=MeetingType.Assignment.ROUND_ROBIN
+    )
+    start = _first_slot(Client(), meeting_type)
+    url = reverse("bookings:book", args=[member.organization.slug, meeting_type.slug])
+    barrier = threading.Barrier(10)
+    statuses: list[str] = []
+    lock = threading.Lock()
+
+    def attempt(n: int) -> None:
+        client = Client(REMOTE_ADDR=f"10.1.0.{n + 1}")
+        try:
+            barrier.wait()
+            response = client.post(url, {"name": "C", "email": f"c{n}@example.com", "start": start, "time_zone": "UTC"})
+            with lock:
+                statuses.append("won" if "booked=1" in response.get("Location", "") else "taken")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert sorted(statuses).count("won") == 2
+    hosts = sorted(BookingHost.objects.filter(is_active=True).values_list("member_id", flat=True))
+    assert hosts == sorted([member.pk, other_member.pk])
