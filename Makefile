@@ -28,5 +28,8 @@ test: install
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 	DEBUG=1 $(PY) -m pytest
 
+bench: install
+	$(PY) bench/slots_bench.py
+
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

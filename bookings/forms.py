@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from members.timezones import validate_time_zone
@@ -54,6 +55,12 @@ class BookingForm(forms.Form):
         if not value:
             raise forms.ValidationError(_("Please enter your name."))
         return value
+
+    def clean_start(self):
+        start = self.cleaned_data["start"]
+        if start is not None and start <= timezone.now():
+            raise forms.ValidationError(_("That time has already passed. Please pick another time."), code="past")
+        return start
 
 
 class RescheduleForm(forms.Form):

@@ -280,7 +280,7 @@ def manage(request, uid, token: str):
 def cancel(request, uid, token: str):
     booking = _booking_or_404(uid, token)
     context = _manage_context(request, booking)
-    form = CancelForm(request.POST or None)
+    form = CancelForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if _rate_limited(request):
             return _too_many(request, context)

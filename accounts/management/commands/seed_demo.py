@@ -1,10 +1,12 @@
 """Seed a demo organization: an admin and three members in different time zones."""
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Organization, User
+from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import TeamMember
 from members.services import add_default_working_hours
 
@@ -38,6 +40,44 @@ class Command(BaseCommand):
             )
             if created:
                 add_default_working_hours(member)
+        self._meeting_types(organization)
         self.stdout.write(self.style.SUCCESS(f"Demo organization “{organization.name}” is ready. Logins:"))
         for email, _name, role, time_zone in DEMO_PEOPLE:
             self.stdout.write(f"  {email:40} {DEMO_PASSWORD}   ({role}, {time_zone})")
+
+    def _meeting_types(self, organization: Organization) -> None:
+        members = list(TeamMember.objects.filter(organization=organization).order_by("id"))
+        for name, slug, assignment, location, hosts in [
+            ("Intro call", "intro-call", MeetingType.Assignment.ROUND_ROBIN, MeetingType.Location.ZOOM, members),
+            (
+                "Project review",
+                "project-review",
+                MeetingType.Assignment.COLLECTIVE,
+                MeetingType.Location.ZOOM,
+                members[:2],
+            ),
+            (
+                "Phone consultation",
+                "phone",
+                MeetingType.Assignment.ONE_PERSON,
+                MeetingType.Location.PHONE,
+                members[1:2],
+            ),
+        ]:
+            meeting_type, created = MeetingType.objects.get_or_create(
+                organization=organization,
+                slug=slug,
+                defaults={
+                    "name": name,
+                    "assignment": assignment,
+                    "location": location,
+                    "location_detail": "+1 555 0100" if location == MeetingType.Location.PHONE else "",
+                    "duration_minutes": 30,
+                    "minimum_notice_minutes": 60,
+                    "description": "A demo meeting type.",
+                },
+            )
+            if created:
+                for position, member in enumerate(hosts):
+                    MeetingTypeHost.objects.create(meeting_type=meeting_type, member=member, position=position)
+            self.stdout.write(f"  Booking page: {settings.SITE_URL}/{organization.slug}/{meeting_type.slug}/")

@@ -1,0 +1,300 @@
+"""Benchmark: month of slots for a big round-robin team, and 50 clients racing for one slot.
+
+Run with `make bench` (needs PostgreSQL; BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/tsp_bench).
+The database named there is dropped and re-created. Prints a table and writes bench/results/latest.json.
+"""
+
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tsp_bench")
+os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tsp.settings")
+os.environ["DEBUG"] = "0"  # production settings; DEBUG=1 would also log every query
+os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-not-for-production-0123456789")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+os.environ.pop("REDIS_URL", None)
+os.environ.pop("CELERY_BROKER_URL", None)
+os.environ["EMAIL_URL"] = "locmem://"
+
+RUNS = int(os.environ.get("BENCH_RUNS", "15"))
+HOST_COUNTS = [int(n) for n in os.environ.get("BENCH_HOSTS", "5,50,200").split(",")]
+BOOKING_COUNTS = [int(n) for n in os.environ.get("BENCH_BOOKINGS", "1000,10000,100000").split(",")]
+TIME_ZONES = ["Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Adelaide", "UTC", "America/Los_Angeles"]
+QUARTER = timedelta(minutes=15)
+
+
+def recreate_database() -> None:
+    import psycopg2
+
+    parts = urlsplit(BENCH_DATABASE_URL)
+    name = parts.path.lstrip("/")
+    admin = psycopg2.connect(
+        host=parts.hostname,
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password,
+        dbname="postgres",
+    )
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+
+
+def setup_django() -> None:
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def target_month(now: datetime) -> date:
+    first = now.date().replace(day=1)
+    return date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+
+
+def make_team(n_hosts: int, label: str):
+    from accounts.models import Organization, User
+    from meetingtypes.models import MeetingType, MeetingTypeHost
+    from members.models import TeamMember
+    from members.services import add_default_working_hours
+
+    organization = Organization.objects.create(name=f"Bench {label}", slug=f"bench-{label}")
+    users = User.objects.bulk_create(User(email=f"host{i}@{label}.bench", password="!") for i in range(n_hosts))
+    members = TeamMember.objects.bulk_create(
+        TeamMember(organization=organization, user=user, display_name=f"Host {i}", time_zone=TIME_ZONES[i % 6])
+        for i, user in enumerate(users)
+    )
+    for member in members:
+        add_default_working_hours(member)
+    meeting_type = MeetingType.objects.create(
+        organization=organization,
+        name="Discovery call",
+        slug="discovery",
+        duration_minutes=30,
+        slot_interval_minutes=15,
+        buffer_before_minutes=5,
+        buffer_after_minutes=5,
+        minimum_notice_minutes=120,
+        booking_window_days=90,
+        location=MeetingType.Location.PHONE,
+        location_detail="+1 555 0100",
+        assignment=MeetingType.Assignment.ROUND_ROBIN,
+    )
+    MeetingTypeHost.objects.bulk_create(
+        MeetingTypeHost(meeting_type=meeting_type, member=member, position=i) for i, member in enumerate(members)
+    )
+    return organization, meeting_type, members
+
+
+def add_bookings(meeting_type, members, count: int, month: date, taken: dict, rng: random.Random) -> None:
+    """`count` more 15-minute bookings at distinct quarter hours of each host, all in `month`."""
+    from bookings.models import Booking, BookingHost
+
+    month_start = datetime.combine(month, clock(0), tzinfo=UTC)
+    quarters = 28 * 24 * 4
+    bookings, hosts = [], []
+    for n in range(count):
+        member = members[n % len(members)]
+        used = taken.setdefault(member.pk, set())
+        while True:
+            quarter = rng.randrange(quarters)
+            if quarter not in used:
+                used.add(quarter)
+                break
+        start = month_start + quarter * QUARTER
+        bookings.append(
+            Booking(
+                organization_id=meeting_type.organization_id,
+                meeting_type=meeting_type,
+                start=start,
+                end=start + QUARTER,
+                client_name="Bench client",
+                client_email=f"client{n}@bench.example",
+                client_time_zone="UTC",
+            )
+        )
+        hosts.append(member)
+    for offset in range(0, len(bookings), 5000):
+        chunk = Booking.objects.bulk_create(bookings[offset : offset + 5000])
+        BookingHost.objects.bulk_create(
+            BookingHost(booking=booking, member=member, occupied_start=booking.start, occupied_end=booking.end)
+            for booking, member in zip(chunk, hosts[offset : offset + 5000], strict=True)
+        )
+
+
+def measure_month(meeting_type, month: date) -> dict:
+    from django.db import connection, reset_queries
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client()
+    url = reverse("bookings:slots", args=[meeting_type.organization.slug, meeting_type.slug])
+    params = {"month": month.strftime("%Y-%m"), "tz": "Europe/Berlin"}
+    executed: list[str] = []
+
+    def count(execute, sql, params, many, context):
+        executed.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        response = client.get(url, params, secure=True)
+    assert response.status_code == 200, response.content[:200]
+    n_slots = sum(len(day) for day in response.json()["days"].values())
+    timings = []
+    for _ in range(RUNS):
+        reset_queries()
+        started = time.perf_counter()
+        response = client.get(url, params, secure=True)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+    return {
+        "median_ms": round(statistics.median(timings), 1),
+        "p90_ms": round(sorted(timings)[int(len(timings) * 0.9) - 1], 1),
+        "queries": len(executed),
+        "slots": n_slots,
+    }
+
+
+def race(n_clients: int = 50) -> dict:
+    """n clients post the same slot of a one-person type at the same moment, over real PostgreSQL."""
+    from django.db import connections
+    from django.test import Client
+    from django.urls import reverse
+
+    from bookings.models import Booking
+    from meetingtypes.models import MeetingType
+
+    organization, meeting_type, members = make_team(1, "race")
+    MeetingType.objects.filter(pk=meeting_type.pk).update(assignment=MeetingType.Assignment.ONE_PERSON)
+    client = Client()
+    slots_url = reverse("bookings:slots", args=[organization.slug, meeting_type.slug])
+    days = client.get(slots_url, {"tz": "UTC"}, secure=True).json()["days"]
+    start = days[sorted(days)[0]][0]["start"]
+    book_url = reverse("bookings:book", args=[organization.slug, meeting_type.slug])
+    barrier = threading.Barrier(n_clients)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def attempt(n: int) -> None:
+        thread_client = Client(REMOTE_ADDR=f"10.9.{n // 200}.{n % 200 + 1}")
+        try:
+            barrier.wait()
+            response = thread_client.post(
+                book_url,
+                {"name": f"Racer {n}", "email": f"racer{n}@bench.example", "start": start, "time_zone": "UTC"},
+                secure=True,
+            )
+            location = response.get("Location", "")
+            outcome = (
+                "booked" if "booked=1" in location else "taken" if "taken=1" in location else str(response.status_code)
+            )
+        except Exception as error:  # a crash is an outcome to report, not to hide
+            outcome = f"error:{error.__class__.__name__}"
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(n_clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        "clients": n_clients,
+        "booked": outcomes.count("booked"),
+        "taken": outcomes.count("taken"),
+        "other": sorted(o for o in outcomes if o not in ("booked", "taken")),
+        "bookings_in_db": Booking.objects.filter(meeting_type=meeting_type).count(),
+    }
+
+
+def main() -> None:
+    recreate_database()
+    setup_django()
+    from django.conf import settings
+
+    settings.BOOKING_RATE_LIMIT = 10_000
+    now = datetime.now(UTC)
+    month = target_month(now)
+    rng = random.Random(42)
+    table: dict[tuple[int, int], dict | None] = {}
+    for n_hosts in HOST_COUNTS:
+        _org, meeting_type, members = make_team(n_hosts, f"h{n_hosts}")
+        taken: dict = {}
+        so_far = 0
+        for n_bookings in BOOKING_COUNTS:
+            # Each host has 28 × 96 quarter hours in the month; keep them at most 75 % full.
+            if n_bookings > n_hosts * 28 * 96 * 0.75:
+                table[(n_hosts, n_bookings)] = None
+                continue
+            add_bookings(meeting_type, members, n_bookings - so_far, month, taken, rng)
+            so_far = n_bookings
+            table[(n_hosts, n_bookings)] = measure_month(meeting_type, month)
+            print(f"  measured {n_hosts} hosts / {n_bookings} bookings: {table[(n_hosts, n_bookings)]}", flush=True)
+
+    race_result = race(50)
+
+    print()
+    print(f"One month of slots ({month:%Y-%m}), round-robin, 30-min meetings every 15 min, buffers 5/5 min;")
+    print(f"server time per request, median of {RUNS} runs (ms) / SQL queries:")
+    header = "| hosts \\ bookings | " + " | ".join(f"{n:,}" for n in BOOKING_COUNTS) + " |"
+    print(header)
+    print("|" + "---|" * (len(BOOKING_COUNTS) + 1))
+    for n_hosts in HOST_COUNTS:
+        cells = []
+        for n_bookings in BOOKING_COUNTS:
+            result = table[(n_hosts, n_bookings)]
+            cells.append(
+                "n/a (does not fit)" if result is None else f"{result['median_ms']} ms / {result['queries']} q"
+            )
+        print(f"| {n_hosts} | " + " | ".join(cells) + " |")
+    print()
+    print(
+        f"Race: {race_result['clients']} parallel attempts on one slot → {race_result['booked']} booked, "
+        f"{race_result['taken']} told 'just taken', other outcomes: {race_result['other'] or 'none'}; "
+        f"bookings in the database: {race_result['bookings_in_db']}"
+    )
+
+    main_cell = table.get((50, 10_000))
+    if main_cell is None:
+        print("(50 hosts / 10,000 bookings not in this run: nothing written)")
+        return
+    results = {
+        "recorded_at": now.isoformat(timespec="seconds"),
+        "runs": RUNS,
+        "slots_month": {"hosts": 50, "bookings": 10_000, **main_cell},
+        "growth": [
+            {"hosts": h, "bookings": b, **(table[(h, b)] or {"skipped": "does not fit in one month"})}
+            for h in HOST_COUNTS
+            for b in BOOKING_COUNTS
+        ],
+        "race": race_result,
+        "targets": {"slots_month_median_ms": 50, "slots_month_queries": 6},
+    }
+    out = ROOT / "bench" / "results" / "latest.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nWritten to {out.relative_to(ROOT)}")
+    ok = main_cell["median_ms"] <= 50 and main_cell["queries"] <= 6
+    ok = ok and race_result["booked"] == 1 and race_result["taken"] == race_result["clients"] - 1
+    print("Targets met." if ok else "TARGETS MISSED.")
+
+
+if __name__ == "__main__":
+    main()
