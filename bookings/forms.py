@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -55,6 +56,14 @@ class BookingForm(forms.Form):
         if not value:
             raise forms.ValidationError(_("Please enter your name."))
         return value
+
+    def full_clean(self):
+        super().full_clean()
+        # The time and zone are hidden fields: show their errors above the form, not as
+        # "(Hidden field start) …".
+        for name in ("start", "time_zone"):
+            for error in self._errors.pop(name, []) if self.is_bound and self._errors else []:
+                self._errors.setdefault(NON_FIELD_ERRORS, self.error_class(error_class="nonfield")).append(error)
 
     def clean_start(self):
         start = self.cleaned_data["start"]

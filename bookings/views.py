@@ -332,6 +332,8 @@ def reschedule_slots(request, uid, token: str):
 @require_http_methods(["GET", "POST"])
 def reschedule_confirm(request, uid, token: str):
     booking = _booking_or_404(uid, token)
+    if booking.is_cancelled or booking.start <= timezone.now():
+        return redirect(_with_embed(booking.manage_url(), request))
     calendar_url = reverse("bookings:reschedule", args=[booking.uid, token])
     context = _manage_context(request, booking)
     data = request.POST if request.method == "POST" else request.GET

@@ -52,15 +52,26 @@ class MeetingTypeForm(forms.ModelForm):
             self.initial["hosts"] = list(self.instance.host_links.values_list("member_id", flat=True))
 
     def clean_slug(self):
-        slug = slugify(self.cleaned_data.get("slug") or self.cleaned_data.get("name") or "")[:60]
+        typed = slugify(self.cleaned_data.get("slug") or "")[:60]
+        slug = typed or slugify(self.cleaned_data.get("name") or "")[:50]
         if not slug:
             raise forms.ValidationError(_("Please enter a URL name made of letters, digits or dashes."))
         if slug in {"book", "slots.json"}:
             raise forms.ValidationError(_("This URL name is reserved."))
-        taken = MeetingType.objects.filter(organization=self.organization, slug=slug).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise forms.ValidationError(_("Another meeting type already uses this URL name."))
-        return slug
+        if typed:
+            if self._slug_taken(slug):
+                raise forms.ValidationError(_("Another meeting type already uses this URL name."))
+            return slug
+        # Made from the name: pick the first free variant instead of bothering the admin.
+        candidate, n = slug, 1
+        while self._slug_taken(candidate):
+            n += 1
+            candidate = f"{slug}-{n}"
+        return candidate
+
+    def _slug_taken(self, slug: str) -> bool:
+        others = MeetingType.objects.filter(organization=self.organization, slug=slug).exclude(pk=self.instance.pk)
+        return others.exists()
 
     def clean(self):
         cleaned = super().clean()

@@ -1,0 +1,431 @@
+"""Availability engine: which start times can be booked, and with which hosts.
+
+Pure functions over plain data: no Django, no ORM, no I/O. Callers load working hours,
+overrides and existing bookings, hand them in as the frozen dataclasses below, and get
+bookable `Slot`s back.
+
+Per host the engine
+1. builds the working intervals of every local date near the query range, turning
+   wall-clock times into UTC instants with zoneinfo, and merges them per date;
+2. lays candidate starts on a grid anchored at each merged interval's start;
+3. strikes out candidates outside the range/notice/window bounds, candidates whose
+   occupied range overlaps busy time, and candidates on a fully booked local date.
+Hosts are then combined by union (round robin, single host) or intersection (collective).
+
+Internally an instant is an `Instant`: the timedelta elapsed since the Unix epoch. It is
+exact like an int, but a busy datetime becomes one with a single subtraction, about five
+times cheaper than converting it to int microseconds. That conversion runs for each of
+thousands of busy intervals, so it dominates the cost of a month-long query. Candidate
+starts are kept sorted, so every conflict check is a binary search, never a scan.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import Counter, defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import accumulate, compress, repeat
+from operator import ge, gt, sub
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = [
+    "DateOverride",
+    "HostAvailability",
+    "Slot",
+    "SlotRules",
+    "WorkingInterval",
+    "available_slots",
+    "is_bookable",
+    "occupied_range",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+_ONE_DAY = timedelta(days=1)
+# As an interval end, midnight means 24:00 (the end of that day), never 00:00.
+_MIDNIGHT = time(0)
+
+Instant = timedelta  # time elapsed since 1970-01-01T00:00Z
+Span = tuple[Instant, Instant]  # [start, end)
+WallClockSpan = tuple[time, time]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _check_wall_clock_span(start: time, end: time, what: str) -> None:
+    if not isinstance(start, time) or not isinstance(end, time):
+        raise ValueError(f"{what}: start and end must be datetime.time values, got {start!r} and {end!r}")
+    if start.tzinfo is not None or end.tzinfo is not None:
+        raise ValueError(f"{what}: times must be naive wall-clock times in the host's zone")
+    if end != _MIDNIGHT and end <= start:
+        raise ValueError(
+            f"{what}: end {end} must be after start {start} (use time(0) for midnight at the end of the day)"
+        )
+
+
+@dataclass(frozen=True)
+class WorkingInterval:
+    """Weekly working hours, wall-clock in the host's own zone.
+
+    `end == time(0)` means midnight at the end of the day (24:00), so
+    `WorkingInterval(0, time(0), time(0))` is all of Monday.
+    """
+
+    weekday: int  # 0=Monday ... 6=Sunday
+    start: time
+    end: time
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.weekday, int) or not 0 <= self.weekday <= 6:
+            raise ValueError(f"weekday must be 0 (Monday) to 6 (Sunday), got {self.weekday!r}")
+        _check_wall_clock_span(self.start, self.end, f"working interval on weekday {self.weekday}")
+
+
+@dataclass(frozen=True)
+class DateOverride:
+    """Replaces the weekly hours on one local date; no intervals means a day off.
+
+    As in `WorkingInterval`, an interval end of `time(0)` means 24:00.
+    """
+
+    date: date
+    intervals: tuple[WallClockSpan, ...]
+
+    def __post_init__(self) -> None:
+        # datetime is a subclass of date; accepting one would silently drop its time part.
+        if not isinstance(self.date, date) or isinstance(self.date, datetime):
+            raise ValueError(f"override date must be a datetime.date, got {self.date!r}")
+        for start, end in self.intervals:
+            _check_wall_clock_span(start, end, f"override on {self.date}")
+
+
+@dataclass(frozen=True)
+class HostAvailability:
+    host_id: int
+    time_zone: str  # IANA name, e.g. "Europe/Berlin"
+    weekly: tuple[WorkingInterval, ...]
+    overrides: tuple[DateOverride, ...] = ()
+    # Aware (start, end) of the host's non-cancelled bookings in ANY meeting type, already
+    # widened by those bookings' own buffers. Empty intervals block nothing.
+    busy: tuple[tuple[datetime, datetime], ...] = ()
+    # Aware starts of the host's non-cancelled bookings of THIS meeting type (daily limit).
+    booked_starts: tuple[datetime, ...] = ()
+
+    def __post_init__(self) -> None:
+        _zone(self.time_zone)
+        dates = [override.date for override in self.overrides]
+        if len(set(dates)) != len(dates):
+            raise ValueError(f"host {self.host_id}: more than one override for the same date")
+
+
+@dataclass(frozen=True)
+class SlotRules:
+    duration: timedelta
+    interval: timedelta  # step between candidate starts
+    buffer_before: timedelta = timedelta(0)
+    buffer_after: timedelta = timedelta(0)
+    minimum_notice: timedelta = timedelta(0)
+    booking_window: timedelta | None = None  # latest start = now + booking_window; None = unlimited
+    daily_limit: int | None = None  # bookings of this type per host per host-local date; None = no limit
+    collective: bool = False  # False: any free host will do; True: every host must be free
+
+    def __post_init__(self) -> None:
+        if self.duration <= timedelta(0):
+            raise ValueError(f"duration must be positive, got {self.duration}")
+        if self.interval <= timedelta(0):
+            raise ValueError(f"interval must be positive, got {self.interval}")
+        for name in ("buffer_before", "buffer_after", "minimum_notice"):
+            if getattr(self, name) < timedelta(0):
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.booking_window is not None and self.booking_window < timedelta(0):
+            raise ValueError(f"booking_window must not be negative, got {self.booking_window}")
+        # 0 is rejected rather than guessed at: some forms use it for "no limit", others for "closed".
+        if self.daily_limit is not None and self.daily_limit < 1:
+            raise ValueError(f"daily_limit must be at least 1 (or None for no limit), got {self.daily_limit}")
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    start: datetime  # aware UTC
+    host_ids: tuple[int, ...]  # hosts free at that start, ascending (collective: all hosts)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def available_slots(
+    rules: SlotRules,
+    hosts: Sequence[HostAvailability],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[Slot]:
+    """Bookable starts s with start <= s < end, sorted ascending, no duplicate instants."""
+    first, last = _start_bounds(rules, _instant(start, "start"), _instant(end, "end"), _instant(now, "now"))
+    if first > last or not hosts:
+        return []
+    per_host = _free_starts_per_host(rules, hosts, _Calendar(rules, first, last))
+    return _intersect(per_host) if rules.collective else _union(per_host)
+
+
+def is_bookable(
+    rules: SlotRules,
+    hosts: Sequence[HostAvailability],
+    *,
+    slot_start: datetime,
+    now: datetime,
+) -> tuple[int, ...]:
+    """Host ids free for exactly that start; an empty tuple means it is not bookable."""
+    # Running the very same computation over [slot_start, slot_start + 1µs) makes it
+    # impossible for the booking check to disagree with the slots that were offered.
+    _instant(slot_start, "slot_start")
+    slots = available_slots(rules, hosts, start=slot_start, end=slot_start + _MICROSECOND, now=now)
+    return slots[0].host_ids if slots else ()
+
+
+def occupied_range(slot_start: datetime, rules: SlotRules) -> tuple[datetime, datetime]:
+    """The time a new booking blocks: (start - buffer_before, start + duration + buffer_after), in UTC."""
+    _instant(slot_start, "slot_start")
+    # Aware arithmetic in a DST zone is wall-clock arithmetic; in UTC it is real elapsed time.
+    start = slot_start.astimezone(UTC)
+    return start - rules.buffer_before, start + rules.duration + rules.buffer_after
+
+
+# --------------------------------------------------------------------------- instants and zones
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def _instant(moment: datetime, what: str) -> Instant:
+    if not isinstance(moment, datetime) or moment.utcoffset() is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime, got {moment!r}")
+    return moment - _EPOCH
+
+
+def _wall_clock_instant(day: date, wall: time, zone: ZoneInfo) -> Instant:
+    # fold=0 always: an ambiguous time means its first occurrence, and a time inside a
+    # spring-forward gap lands after the gap (zoneinfo gives the pre-transition offset).
+    local = datetime.combine(day, wall.replace(fold=0) if wall.fold else wall)
+    # Naive arithmetic plus one offset lookup: half the cost of building an aware datetime.
+    return (local - _NAIVE_EPOCH) - zone.utcoffset(local)
+
+
+def _start_bounds(rules: SlotRules, start: Instant, end: Instant, now: Instant) -> tuple[Instant, Instant]:
+    """Inclusive [first, last] of allowed start instants."""
+    first = max(start, now + rules.minimum_notice)
+    last = end - _MICROSECOND  # `end` is exclusive
+    if rules.booking_window is not None:
+        last = min(last, now + rules.booking_window)
+    return first, last
+
+
+class _Calendar:
+    """Per-call memo of everything that depends only on the zone, the local date and the hours.
+
+    Team members mostly share a handful of zones and working hours, so each local date,
+    wall-clock time and day grid is worked out once per call rather than once per host.
+    """
+
+    def __init__(self, rules: SlotRules, first: Instant, last: Instant) -> None:
+        self.first = first
+        self.last = last
+        self._duration = rules.duration
+        self._step = rules.interval
+        self._dates: dict[ZoneInfo, list[date]] = {}
+        self._instants: dict[tuple[ZoneInfo, date, time], Instant] = {}
+        self._grids: dict[tuple[ZoneInfo, date, tuple[WallClockSpan, ...]], tuple[Instant, ...]] = {}
+
+    def dates(self, zone: ZoneInfo) -> list[date]:
+        """Local dates whose working hours can hold a start in [first, last]."""
+        if zone not in self._dates:
+            # One day of margin each side: a neighbouring local date's hours can hold
+            # starts inside the range once the zone's offset is applied.
+            first_day = (_EPOCH + self.first - _ONE_DAY).astimezone(zone).date()
+            last_day = (_EPOCH + self.last + _ONE_DAY).astimezone(zone).date()
+            self._dates[zone] = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+        return self._dates[zone]
+
+    def instant(self, zone: ZoneInfo, day: date, wall: time) -> Instant:
+        """The UTC instant of a wall-clock time; `time(0)` is the start of `day`."""
+        key = (zone, day, wall)
+        if key not in self._instants:
+            self._instants[key] = _wall_clock_instant(day, wall, zone)
+        return self._instants[key]
+
+    def midnights(self, zone: ZoneInfo) -> list[Instant]:
+        """The first instant of each of `dates(zone)`, plus that of the date after the last."""
+        days = self.dates(zone)
+        return [self.instant(zone, day, _MIDNIGHT) for day in (*days, days[-1] + _ONE_DAY)]
+
+    def grid(self, zone: ZoneInfo, day: date, spans: tuple[WallClockSpan, ...]) -> tuple[Instant, ...]:
+        """Every candidate start of that local date, whatever the range asked for."""
+        key = (zone, day, spans)
+        if key not in self._grids:
+            self._grids[key] = self._day_grid(zone, day, spans)
+        return self._grids[key]
+
+    def _day_grid(self, zone: ZoneInfo, day: date, spans: tuple[WallClockSpan, ...]) -> tuple[Instant, ...]:
+        next_day = day + _ONE_DAY
+        intervals = [
+            (self.instant(zone, day, start), self.instant(zone, next_day if end == _MIDNIGHT else day, end))
+            for start, end in spans
+        ]
+        return _grid(_merged(intervals), self._duration, self._step)
+
+
+def _merged(intervals: list[Span]) -> list[Span]:
+    """Sorted, with empty intervals dropped and overlapping or touching ones merged."""
+    merged: list[Span] = []
+    for start, end in sorted(intervals):
+        if end <= start:
+            continue  # e.g. 02:30-03:00 on a spring-forward day: both ends land in the hour after the gap
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _grid(intervals: list[Span], duration: timedelta, step: timedelta) -> tuple[Instant, ...]:
+    """Each interval's start, then every `step` in real time while the meeting still fits.
+
+    Anchoring the grid at the interval start (not at the range asked for) keeps every
+    answer independent of the range, which is what lets `is_bookable` agree with
+    `available_slots`. Stepping in UTC means no instant is skipped or repeated across DST.
+    """
+    starts: list[Instant] = []
+    for start, end in intervals:
+        latest = end - duration
+        if latest >= start:
+            # Repeated C-level addition; far cheaper than building each timedelta.
+            starts.extend(accumulate(repeat(step, (latest - start) // step), initial=start))
+    return tuple(starts)
+
+
+# --------------------------------------------------------------------------- per host
+
+
+def _free_starts_per_host(
+    rules: SlotRules, hosts: Sequence[HostAvailability], calendar: _Calendar
+) -> list[tuple[int, list[Instant]]]:
+    """(host_id, sorted free starts within [first, last]) for each host, by ascending host id."""
+    host_ids = [host.host_id for host in hosts]
+    if len(set(host_ids)) != len(host_ids):
+        raise ValueError(f"duplicate host ids in {host_ids}")
+    return sorted((host.host_id, _free_starts(rules, host, calendar)) for host in hosts)
+
+
+def _free_starts(rules: SlotRules, host: HostAvailability, calendar: _Calendar) -> list[Instant]:
+    zone = _zone(host.time_zone)
+    starts = _candidates(host, zone, calendar)
+    if not starts:
+        return starts
+    free = bytearray(b"\x01") * len(starts)
+    _strike_busy(free, starts, host, rules)
+    if rules.daily_limit is not None:
+        _strike_full_days(free, starts, host, rules.daily_limit, calendar.midnights(zone))
+    return list(compress(starts, free))
+
+
+def _candidates(host: HostAvailability, zone: ZoneInfo, calendar: _Calendar) -> list[Instant]:
+    """The host's sorted candidate starts within [first, last], before busy time and limits."""
+    weekly: dict[int, list[WallClockSpan]] = defaultdict(list)
+    for interval in host.weekly:
+        weekly[interval.weekday].append((interval.start, interval.end))
+    by_weekday = {weekday: tuple(spans) for weekday, spans in weekly.items()}
+    overrides = {override.date: tuple(override.intervals) for override in host.overrides}
+
+    starts: list[Instant] = []
+    out_of_order = False
+    for day in calendar.dates(zone):
+        spans = overrides[day] if day in overrides else by_weekday.get(day.weekday(), ())
+        grid = calendar.grid(zone, day, spans) if spans else ()
+        if grid:
+            # Consecutive dates overlap only around exotic DST transitions at midnight.
+            out_of_order = out_of_order or bool(starts and grid[0] <= starts[-1])
+            starts.extend(grid)
+    if out_of_order:
+        starts = sorted(set(starts))
+    return starts[bisect_left(starts, calendar.first) : bisect_right(starts, calendar.last)]
+
+
+def _strike_busy(free: bytearray, starts: list[Instant], host: HostAvailability, rules: SlotRules) -> None:
+    """Clear `free` for starts whose occupied range overlaps busy time.
+
+    A booking at s occupies [s - before, s + duration + after); it overlaps busy [b0, b1)
+    iff b0 - duration - after < s < b1 + before. Each busy interval therefore blocks one
+    contiguous run of the sorted starts, found with two binary searches; subtracting a
+    shifted epoch turns b0 and b1 into those two bounds in one step.
+    """
+    if not host.busy:
+        return
+    try:
+        begins, ends = _busy_columns(host)
+        lower = map(sub, begins, repeat(_EPOCH + rules.duration + rules.buffer_after))
+        upper = map(sub, ends, repeat(_EPOCH - rules.buffer_before))
+        blocked = zip(map(bisect_right, repeat(starts), lower), map(bisect_left, repeat(starts), upper), strict=True)
+        for i, j in blocked:
+            free[i:j] = bytes(j - i)  # j >= i because every interval left is non-empty
+    except TypeError as exc:
+        raise ValueError(f"host {host.host_id}: busy intervals must be pairs of timezone-aware datetimes") from exc
+
+
+def _busy_columns(host: HostAvailability) -> tuple[tuple[datetime, ...], tuple[datetime, ...]]:
+    """Busy starts and ends as two parallel tuples, without empty intervals."""
+    begins, ends = zip(*host.busy, strict=True)
+    if not any(map(ge, begins, ends)):
+        return begins, ends  # the common case, checked at C speed
+    if any(map(gt, begins, ends)):
+        raise ValueError(f"host {host.host_id}: a busy interval ends before it starts")
+    # A zero-length interval overlaps nothing under half-open semantics.
+    kept = [(begin, end) for begin, end in host.busy if end > begin]
+    return tuple(begin for begin, _ in kept), tuple(end for _, end in kept)
+
+
+def _strike_full_days(
+    free: bytearray, starts: list[Instant], host: HostAvailability, limit: int, midnights: list[Instant]
+) -> None:
+    """Clear `free` on every host-local date that already has `limit` bookings of this type.
+
+    midnights[k] is the first instant of the k-th local date, so an instant t lies on
+    date k - 1 where k = bisect_right(midnights, t).
+    """
+    if not host.booked_starts:
+        return
+    try:
+        per_day = Counter(map(bisect_right, repeat(midnights), map(sub, host.booked_starts, repeat(_EPOCH))))
+    except TypeError as exc:
+        raise ValueError(f"host {host.host_id}: booked_starts must be timezone-aware datetimes") from exc
+    for k, count in per_day.items():
+        if count >= limit and 0 < k < len(midnights):  # any other k is outside the dates considered
+            i = bisect_left(starts, midnights[k - 1])
+            j = bisect_left(starts, midnights[k])
+            free[i:j] = bytes(j - i)
+
+
+# --------------------------------------------------------------------------- combining hosts
+
+
+def _union(per_host: list[tuple[int, list[Instant]]]) -> list[Slot]:
+    hosts_at: dict[Instant, list[int]] = defaultdict(list)
+    for host_id, starts in per_host:  # ascending host ids keep each list sorted
+        # hosts_at[start].append(host_id) for every start, consumed at C speed: this
+        # runs once per (host, free start) pair, tens of thousands of times a month.
+        deque(map(list.append, map(hosts_at.__getitem__, starts), repeat(host_id)), maxlen=0)
+    return [Slot(_EPOCH + start, tuple(hosts_at[start])) for start in sorted(hosts_at)]
+
+
+def _intersect(per_host: list[tuple[int, list[Instant]]]) -> list[Slot]:
+    common = set(per_host[0][1]).intersection(*(starts for _, starts in per_host[1:]))
+    everyone = tuple(host_id for host_id, _ in per_host)
+    return [Slot(_EPOCH + start, everyone) for start in sorted(common)]
