@@ -6,7 +6,7 @@ bookable `Slot`s back.
 
 Per host the engine
 1. builds the working intervals of every local date near the query range, turning
-   wall-clock times into UTC instants with zoneinfo, and merges them per date;
+   wall-clock times into UTC instants with zoneinfo (fold=0), and merges them per date;
 2. lays candidate starts on a grid anchored at each merged interval's start;
 3. strikes out candidates outside the range/notice/window bounds, candidates whose
    occupied range overlaps busy time, and candidates on a fully booked local date.
@@ -14,20 +14,20 @@ Hosts are then combined by union (round robin, single host) or intersection (col
 
 Internally an instant is an `Instant`: the timedelta elapsed since the Unix epoch. It is
 exact like an int, but a busy datetime becomes one with a single subtraction, about five
-times cheaper than converting it to int microseconds. That conversion runs for each of
-thousands of busy intervals, so it dominates the cost of a month-long query. Candidate
-starts are kept sorted, so every conflict check is a binary search, never a scan.
+times cheaper than converting it to int microseconds; that runs for every busy interval
+of every host, the largest part of a month-long query. Candidate starts are kept sorted,
+so every conflict check is a binary search, never a scan.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import accumulate, compress, repeat
-from operator import ge, gt, sub
+from itertools import accumulate, chain, compress, repeat
+from operator import eq, gt, sub
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
@@ -65,6 +65,15 @@ def _check_wall_clock_span(start: time, end: time, what: str) -> None:
         raise ValueError(
             f"{what}: end {end} must be after start {start} (use time(0) for midnight at the end of the day)"
         )
+
+
+def _check_aware(moments: Iterable[datetime], what: str) -> None:
+    try:
+        # Comparing with an aware datetime raises TypeError for anything else, naive
+        # datetimes included: one C-level pass instead of a Python loop over thousands.
+        min(chain((_EPOCH,), moments))
+    except TypeError as exc:
+        raise ValueError(f"{what} must be timezone-aware datetimes") from exc
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,10 @@ class HostAvailability:
         dates = [override.date for override in self.overrides]
         if len(set(dates)) != len(dates):
             raise ValueError(f"host {self.host_id}: more than one override for the same date")
+        _check_aware(chain.from_iterable(self.busy), f"host {self.host_id}: busy interval bounds")
+        _check_aware(self.booked_starts, f"host {self.host_id}: booked_starts")
+        if self.busy and any(map(gt, *zip(*self.busy, strict=True))):
+            raise ValueError(f"host {self.host_id}: a busy interval ends before it starts")
 
 
 @dataclass(frozen=True)
@@ -196,7 +209,7 @@ def occupied_range(slot_start: datetime, rules: SlotRules) -> tuple[datetime, da
     return start - rules.buffer_before, start + rules.duration + rules.buffer_after
 
 
-# --------------------------------------------------------------------------- instants and zones
+# --------------------------------------------------------------------------- instants
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -229,6 +242,9 @@ def _start_bounds(rules: SlotRules, start: Instant, end: Instant, now: Instant) 
     return first, last
 
 
+# --------------------------------------------------------------------------- working days
+
+
 class _Calendar:
     """Per-call memo of everything that depends only on the zone, the local date and the hours.
 
@@ -243,13 +259,15 @@ class _Calendar:
         self._step = rules.interval
         self._dates: dict[ZoneInfo, list[date]] = {}
         self._instants: dict[tuple[ZoneInfo, date, time], Instant] = {}
+        self._midnights: dict[ZoneInfo, list[Instant]] = {}
         self._grids: dict[tuple[ZoneInfo, date, tuple[WallClockSpan, ...]], tuple[Instant, ...]] = {}
+        self._templates: dict[tuple[WallClockSpan, ...], tuple[timedelta, ...]] = {}
 
     def dates(self, zone: ZoneInfo) -> list[date]:
         """Local dates whose working hours can hold a start in [first, last]."""
         if zone not in self._dates:
-            # One day of margin each side: a neighbouring local date's hours can hold
-            # starts inside the range once the zone's offset is applied.
+            # A start normally falls on the local date whose hours produced it; a day of
+            # margin each side also covers zones whose DST change straddles midnight.
             first_day = (_EPOCH + self.first - _ONE_DAY).astimezone(zone).date()
             last_day = (_EPOCH + self.last + _ONE_DAY).astimezone(zone).date()
             self._dates[zone] = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
@@ -264,8 +282,10 @@ class _Calendar:
 
     def midnights(self, zone: ZoneInfo) -> list[Instant]:
         """The first instant of each of `dates(zone)`, plus that of the date after the last."""
-        days = self.dates(zone)
-        return [self.instant(zone, day, _MIDNIGHT) for day in (*days, days[-1] + _ONE_DAY)]
+        if zone not in self._midnights:
+            days = self.dates(zone)
+            self._midnights[zone] = [self.instant(zone, day, _MIDNIGHT) for day in (*days, days[-1] + _ONE_DAY)]
+        return self._midnights[zone]
 
     def grid(self, zone: ZoneInfo, day: date, spans: tuple[WallClockSpan, ...]) -> tuple[Instant, ...]:
         """Every candidate start of that local date, whatever the range asked for."""
@@ -275,12 +295,31 @@ class _Calendar:
         return self._grids[key]
 
     def _day_grid(self, zone: ZoneInfo, day: date, spans: tuple[WallClockSpan, ...]) -> tuple[Instant, ...]:
+        midnight = self.instant(zone, day, _MIDNIGHT)
+        if self.instant(zone, day + _ONE_DAY, _MIDNIGHT) - midnight == _ONE_DAY:
+            # A local day of exactly 24 hours keeps one UTC offset throughout, because no
+            # zone changes its offset twice within a day (the closest two changes anywhere
+            # in tzdata 2026f are 95 hours apart). So the day is its wall-clock template
+            # moved to this date, at about half the cost of converting each boundary.
+            return tuple(map(midnight.__add__, self._template(spans)))
+        # DST days (23 or 25 hours, or other lengths in a few zones): convert every boundary.
         next_day = day + _ONE_DAY
         intervals = [
             (self.instant(zone, day, start), self.instant(zone, next_day if end == _MIDNIGHT else day, end))
             for start, end in spans
         ]
         return _grid(_merged(intervals), self._duration, self._step)
+
+    def _template(self, spans: tuple[WallClockSpan, ...]) -> tuple[timedelta, ...]:
+        """The grid of a day without offset changes, as offsets from local midnight."""
+        if spans not in self._templates:
+            wall_clock = [(_since_midnight(start), _since_midnight(end) or _ONE_DAY) for start, end in spans]
+            self._templates[spans] = _grid(_merged(wall_clock), self._duration, self._step)
+        return self._templates[spans]
+
+
+def _since_midnight(wall: time) -> timedelta:
+    return timedelta(hours=wall.hour, minutes=wall.minute, seconds=wall.second, microseconds=wall.microsecond)
 
 
 def _merged(intervals: list[Span]) -> list[Span]:
@@ -330,7 +369,9 @@ def _free_starts(rules: SlotRules, host: HostAvailability, calendar: _Calendar) 
     starts = _candidates(host, zone, calendar)
     if not starts:
         return starts
-    free = bytearray(b"\x01") * len(starts)
+    # A list of flags, cleared run by run with slice assignment from a list of False: the
+    # fastest way found to apply thousands of blocked runs (faster than a bytearray).
+    free = [True] * len(starts)
     _strike_busy(free, starts, host, rules)
     if rules.daily_limit is not None:
         _strike_full_days(free, starts, host, rules.daily_limit, calendar.midnights(zone))
@@ -359,7 +400,7 @@ def _candidates(host: HostAvailability, zone: ZoneInfo, calendar: _Calendar) -> 
     return starts[bisect_left(starts, calendar.first) : bisect_right(starts, calendar.last)]
 
 
-def _strike_busy(free: bytearray, starts: list[Instant], host: HostAvailability, rules: SlotRules) -> None:
+def _strike_busy(free: list[bool], starts: list[Instant], host: HostAvailability, rules: SlotRules) -> None:
     """Clear `free` for starts whose occupied range overlaps busy time.
 
     A booking at s occupies [s - before, s + duration + after); it overlaps busy [b0, b1)
@@ -369,31 +410,27 @@ def _strike_busy(free: bytearray, starts: list[Instant], host: HostAvailability,
     """
     if not host.busy:
         return
-    try:
-        begins, ends = _busy_columns(host)
-        lower = map(sub, begins, repeat(_EPOCH + rules.duration + rules.buffer_after))
-        upper = map(sub, ends, repeat(_EPOCH - rules.buffer_before))
-        blocked = zip(map(bisect_right, repeat(starts), lower), map(bisect_left, repeat(starts), upper), strict=True)
-        for i, j in blocked:
-            free[i:j] = bytes(j - i)  # j >= i because every interval left is non-empty
-    except TypeError as exc:
-        raise ValueError(f"host {host.host_id}: busy intervals must be pairs of timezone-aware datetimes") from exc
+    begins, ends = _busy_columns(host.busy)
+    lower = map(sub, begins, repeat(_EPOCH + rules.duration + rules.buffer_after))
+    upper = map(sub, ends, repeat(_EPOCH - rules.buffer_before))
+    blocked = zip(map(bisect_right, repeat(starts), lower), map(bisect_left, repeat(starts), upper), strict=True)
+    cleared = [False] * len(starts)
+    for i, j in blocked:
+        free[i:j] = cleared[i:j]
 
 
-def _busy_columns(host: HostAvailability) -> tuple[tuple[datetime, ...], tuple[datetime, ...]]:
-    """Busy starts and ends as two parallel tuples, without empty intervals."""
-    begins, ends = zip(*host.busy, strict=True)
-    if not any(map(ge, begins, ends)):
+def _busy_columns(busy: Sequence[tuple[datetime, datetime]]) -> tuple[Sequence[datetime], Sequence[datetime]]:
+    """Busy starts and ends as two parallel sequences, without empty intervals."""
+    begins, ends = zip(*busy, strict=True)
+    if not any(map(eq, begins, ends)):
         return begins, ends  # the common case, checked at C speed
-    if any(map(gt, begins, ends)):
-        raise ValueError(f"host {host.host_id}: a busy interval ends before it starts")
     # A zero-length interval overlaps nothing under half-open semantics.
-    kept = [(begin, end) for begin, end in host.busy if end > begin]
-    return tuple(begin for begin, _ in kept), tuple(end for _, end in kept)
+    kept = [(begin, end) for begin, end in busy if end != begin]
+    return [begin for begin, _ in kept], [end for _, end in kept]
 
 
 def _strike_full_days(
-    free: bytearray, starts: list[Instant], host: HostAvailability, limit: int, midnights: list[Instant]
+    free: list[bool], starts: list[Instant], host: HostAvailability, limit: int, midnights: list[Instant]
 ) -> None:
     """Clear `free` on every host-local date that already has `limit` bookings of this type.
 
@@ -402,15 +439,12 @@ def _strike_full_days(
     """
     if not host.booked_starts:
         return
-    try:
-        per_day = Counter(map(bisect_right, repeat(midnights), map(sub, host.booked_starts, repeat(_EPOCH))))
-    except TypeError as exc:
-        raise ValueError(f"host {host.host_id}: booked_starts must be timezone-aware datetimes") from exc
+    per_day = Counter(map(bisect_right, repeat(midnights), map(sub, host.booked_starts, repeat(_EPOCH))))
     for k, count in per_day.items():
         if count >= limit and 0 < k < len(midnights):  # any other k is outside the dates considered
             i = bisect_left(starts, midnights[k - 1])
             j = bisect_left(starts, midnights[k])
-            free[i:j] = bytes(j - i)
+            free[i:j] = [False] * (j - i)
 
 
 # --------------------------------------------------------------------------- combining hosts

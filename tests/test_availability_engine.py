@@ -76,12 +76,13 @@ def host(
 
 
 def rules(duration: int = 30, interval: int | None = None, **options) -> SlotRules:
-    """Slot rules in minutes; `booking_window` and `daily_limit`, `collective` pass through."""
+    """Slot rules with durations in minutes; the interval defaults to the duration.
+    `booking_window`, `daily_limit` and `collective` are passed through as they are."""
     minutes = {key: timedelta(minutes=value) for key, value in options.items() if key.startswith(("buffer", "min"))}
     others = {key: value for key, value in options.items() if key not in minutes}
     return SlotRules(
         duration=timedelta(minutes=duration),
-        interval=timedelta(minutes=interval or duration),
+        interval=timedelta(minutes=duration if interval is None else interval),
         **minutes,
         **others,
     )
@@ -95,27 +96,26 @@ def slots(
 
 def starts(slot_rules: SlotRules, hosts: Sequence[HostAvailability], start: str, end: str, now: str = LONG_AGO):
     """Offered starts as UTC 'HH:MM'."""
-    return [slot.start.strftime("%H:%M") for slot in slots(slot_rules, hosts, start, end, now)]
+    return utc_times(slots(slot_rules, hosts, start, end, now))
 
 
 def dated_starts(slot_rules: SlotRules, hosts: Sequence[HostAvailability], start: str, end: str, now: str = LONG_AGO):
     """Offered starts as UTC 'YYYY-MM-DD HH:MM'."""
-    return [slot.start.strftime("%Y-%m-%d %H:%M") for slot in slots(slot_rules, hosts, start, end, now)]
+    return utc_times(slots(slot_rules, hosts, start, end, now), "%Y-%m-%d %H:%M")
 
 
-def _next_day(text: str) -> str:
-    return (date.fromisoformat(text[:10]) + timedelta(days=1)).isoformat()
+def utc_times(offered: Sequence[Slot], fmt: str = "%H:%M") -> list[str]:
+    return [slot.start.strftime(fmt) for slot in offered]
 
 
-def local_starts(slot_rules: SlotRules, hosts: Sequence[HostAvailability], start: str, end: str, zone: str):
-    """Offered starts on the wall clock of `zone`, with the zone abbreviation: '01:30 EDT'."""
-    tz = ZoneInfo(zone)
-    return [slot.start.astimezone(tz).strftime("%H:%M %Z") for slot in slots(slot_rules, hosts, start, end)]
+def wall_clock(offered: Sequence[Slot], zone: str) -> list[str]:
+    """Slot starts read on the wall clock of `zone`, with its abbreviation: '01:30 EDT'."""
+    return [slot.start.astimezone(ZoneInfo(zone)).strftime("%H:%M %Z") for slot in offered]
 
 
 def day(text: str = MONDAY) -> tuple[str, str]:
-    """The UTC day as a (start, end) range."""
-    return f"{text} 00:00", f"{_next_day(text)} 00:00"
+    """That UTC day as a (start, end) range."""
+    return f"{text} 00:00", f"{date.fromisoformat(text) + timedelta(days=1)} 00:00"
 
 
 def half_hours(first: str, last: str) -> list[str]:
@@ -241,8 +241,8 @@ def test_new_york_host_keeps_wall_clock_hours_across_spring_forward():
 
 def test_new_york_night_shift_over_spring_forward_skips_the_missing_hour():
     night = host(zone="America/New_York", weekly=hours("00:00-06:00", days=[SUNDAY]))
-    offered = local_starts(rules(30), [night], "2026-03-08 00:00", "2026-03-09 00:00", "America/New_York")
-    assert offered == [
+    offered = slots(rules(30), [night], *day("2026-03-08"))
+    assert wall_clock(offered, "America/New_York") == [
         "00:00 EST", "00:30 EST", "01:00 EST", "01:30 EST",
         "03:00 EDT", "03:30 EDT", "04:00 EDT", "04:30 EDT", "05:00 EDT", "05:30 EDT",
     ]  # fmt: skip
@@ -250,30 +250,29 @@ def test_new_york_night_shift_over_spring_forward_skips_the_missing_hour():
 
 def test_new_york_night_shift_over_fall_back_offers_the_repeated_hour_twice():
     night = host(zone="America/New_York", weekly=hours("00:00-04:00", days=[SUNDAY]))
-    offered = slots(rules(30), [night], "2026-11-01 00:00", "2026-11-02 00:00")
-    zone = ZoneInfo("America/New_York")
-    assert [slot.start.astimezone(zone).strftime("%H:%M %Z") for slot in offered] == [
+    offered = slots(rules(30), [night], *day("2026-11-01"))
+    assert wall_clock(offered, "America/New_York") == [
         "00:00 EDT", "00:30 EDT", "01:00 EDT", "01:30 EDT",
         "01:00 EST", "01:30 EST", "02:00 EST", "02:30 EST", "03:00 EST", "03:30 EST",
     ]  # fmt: skip
-    assert [slot.start.strftime("%H:%M") for slot in offered] == half_hours("04:00", "08:30")
+    assert utc_times(offered) == half_hours("04:00", "08:30")
 
 
 def test_berlin_early_shift_over_spring_forward_skips_the_missing_hour():
     early = host(zone="Europe/Berlin", weekly=hours("01:00-04:00", days=[SUNDAY]))
-    offered = local_starts(rules(30), [early], "2026-03-28 12:00", "2026-03-29 12:00", "Europe/Berlin")
-    assert offered == ["01:00 CET", "01:30 CET", "03:00 CEST", "03:30 CEST"]
+    offered = slots(rules(30), [early], "2026-03-28 12:00", "2026-03-29 12:00")
+    assert wall_clock(offered, "Europe/Berlin") == ["01:00 CET", "01:30 CET", "03:00 CEST", "03:30 CEST"]
+    assert utc_times(offered) == ["00:00", "00:30", "01:00", "01:30"]
 
 
 def test_berlin_early_shift_over_fall_back_offers_the_repeated_hour_twice():
     early = host(zone="Europe/Berlin", weekly=hours("01:00-04:00", days=[SUNDAY]))
     offered = slots(rules(30), [early], "2026-10-24 12:00", "2026-10-25 12:00")
-    assert [slot.start.strftime("%d %H:%M") for slot in offered] == [
+    assert utc_times(offered, "%d %H:%M") == [
         "24 23:00", "24 23:30", "25 00:00", "25 00:30", "25 01:00", "25 01:30", "25 02:00", "25 02:30",
     ]  # fmt: skip
-    zone = ZoneInfo("Europe/Berlin")
-    assert [slot.start.astimezone(zone).strftime("%H:%M") for slot in offered] == [
-        "01:00", "01:30", "02:00", "02:30", "02:00", "02:30", "03:00", "03:30",
+    assert wall_clock(offered, "Europe/Berlin") == [
+        "01:00 CEST", "01:30 CEST", "02:00 CEST", "02:30 CEST", "02:00 CET", "02:30 CET", "03:00 CET", "03:30 CET",
     ]  # fmt: skip
 
 
@@ -281,9 +280,8 @@ def test_adelaide_early_shift_over_fall_back_offers_the_repeated_half_hour_offse
     # 2026-04-05 03:00 ACDT (UTC+10:30) becomes 02:00 ACST (UTC+9:30).
     early = host(zone="Australia/Adelaide", weekly=hours("01:00-04:00", days=[SUNDAY]))
     offered = slots(rules(30), [early], "2026-04-04 00:00", "2026-04-05 00:00")
-    assert [slot.start.strftime("%H:%M") for slot in offered] == half_hours("14:30", "18:00")
-    zone = ZoneInfo("Australia/Adelaide")
-    assert [slot.start.astimezone(zone).strftime("%H:%M %Z") for slot in offered] == [
+    assert utc_times(offered) == half_hours("14:30", "18:00")
+    assert wall_clock(offered, "Australia/Adelaide") == [
         "01:00 ACDT", "01:30 ACDT", "02:00 ACDT", "02:30 ACDT",
         "02:00 ACST", "02:30 ACST", "03:00 ACST", "03:30 ACST",
     ]  # fmt: skip
@@ -293,9 +291,8 @@ def test_adelaide_early_shift_over_spring_forward_skips_the_missing_hour():
     # 2026-10-04 02:00 ACST (UTC+9:30) becomes 03:00 ACDT (UTC+10:30).
     early = host(zone="Australia/Adelaide", weekly=hours("01:00-04:00", days=[SUNDAY]))
     offered = slots(rules(30), [early], "2026-10-03 00:00", "2026-10-04 00:00")
-    assert [slot.start.strftime("%H:%M") for slot in offered] == half_hours("15:30", "17:00")
-    zone = ZoneInfo("Australia/Adelaide")
-    assert [slot.start.astimezone(zone).strftime("%H:%M %Z") for slot in offered] == [
+    assert utc_times(offered) == half_hours("15:30", "17:00")
+    assert wall_clock(offered, "Australia/Adelaide") == [
         "01:00 ACST", "01:30 ACST", "03:00 ACDT", "03:30 ACDT",
     ]  # fmt: skip
 
@@ -304,8 +301,8 @@ def test_hours_starting_inside_the_spring_forward_gap_begin_right_after_it():
     # 02:30 does not exist on 2026-03-08 in New York; fold=0 reads it with the old offset,
     # 07:30 UTC, which is 03:30 EDT.
     odd = host(zone="America/New_York", weekly=hours("02:30-05:00", days=[SUNDAY]))
-    offered = local_starts(rules(30), [odd], *day("2026-03-08"), "America/New_York")
-    assert offered == ["03:30 EDT", "04:00 EDT", "04:30 EDT"]
+    offered = slots(rules(30), [odd], *day("2026-03-08"))
+    assert wall_clock(offered, "America/New_York") == ["03:30 EDT", "04:00 EDT", "04:30 EDT"]
 
 
 def test_hours_that_vanish_in_the_spring_forward_gap_offer_nothing():
@@ -316,8 +313,8 @@ def test_hours_that_vanish_in_the_spring_forward_gap_offer_nothing():
 
 def test_hours_starting_in_the_repeated_hour_start_at_its_first_occurrence():
     odd = host(zone="America/New_York", weekly=hours("01:30-03:00", days=[SUNDAY]))
-    offered = local_starts(rules(30), [odd], *day("2026-11-01"), "America/New_York")
-    assert offered == ["01:30 EDT", "01:00 EST", "01:30 EST", "02:00 EST", "02:30 EST"]
+    offered = slots(rules(30), [odd], *day("2026-11-01"))
+    assert wall_clock(offered, "America/New_York") == ["01:30 EDT", "01:00 EST", "01:30 EST", "02:00 EST", "02:30 EST"]
 
 
 def test_hosts_in_different_zones_are_merged_by_instant():
@@ -503,12 +500,17 @@ def test_is_bookable_refuses_a_start_in_the_past():
 
 
 def test_a_start_is_no_longer_bookable_once_someone_took_it():
-    check = rules(30, buffer_after=10)
+    check = rules(30, buffer_before=10, buffer_after=10)
     start = utc(f"{MONDAY} 10:00")
-    taken = host(busy=[(f"{MONDAY} 10:00", f"{MONDAY} 10:40")])
+    assert is_bookable(check, [host()], slot_start=start, now=utc(LONG_AGO)) == (1,)
+
+    saved = occupied_range(start, check)  # 09:50-10:40, what the new booking now blocks
+    taken = HostAvailability(1, "UTC", hours("09:00-17:00"), busy=(saved,))
     assert is_bookable(check, [taken], slot_start=start, now=utc(LONG_AGO)) == ()
-    # The 10:30 start would have its buffer run into the other booking's buffer-widened range.
+    assert is_bookable(check, [taken], slot_start=utc(f"{MONDAY} 09:30"), now=utc(LONG_AGO)) == ()
     assert is_bookable(check, [taken], slot_start=utc(f"{MONDAY} 10:30"), now=utc(LONG_AGO)) == ()
+    # 09:00 plus its buffer ends at 09:40 and 11:00 minus its buffer begins at 10:50: both clear.
+    assert is_bookable(check, [taken], slot_start=utc(f"{MONDAY} 09:00"), now=utc(LONG_AGO)) == (1,)
     assert is_bookable(check, [taken], slot_start=utc(f"{MONDAY} 11:00"), now=utc(LONG_AGO)) == (1,)
 
 
@@ -532,56 +534,59 @@ def test_occupied_range_measures_real_time_across_a_dst_change():
 
 # --------------------------------------------------------------------------- invalid input
 
+NAIVE = datetime(2026, 3, 9, 9, 0)
+
 
 @pytest.mark.parametrize(
-    "make",
+    ("make", "message"),
     [
-        pytest.param(lambda: rules(0), id="zero duration"),
-        pytest.param(lambda: SlotRules(duration=timedelta(minutes=30), interval=timedelta(0)), id="zero interval"),
-        pytest.param(lambda: SlotRules(timedelta(minutes=30), timedelta(minutes=-5)), id="negative interval"),
-        pytest.param(lambda: rules(30, buffer_before=-5), id="negative buffer"),
-        pytest.param(lambda: rules(30, daily_limit=0), id="daily limit zero"),
-        pytest.param(lambda: host(zone="Mars/Olympus_Mons"), id="unknown zone"),
-        pytest.param(lambda: host(zone="America"), id="zone directory"),
-        pytest.param(lambda: WorkingInterval(0, time(17), time(9)), id="hours ending before they start"),
-        pytest.param(lambda: WorkingInterval(7, time(9), time(17)), id="weekday out of range"),
-        pytest.param(lambda: DateOverride(date(2026, 3, 9), ((time(12), time(11)),)), id="override backwards"),
-        pytest.param(lambda: HostAvailability(1, "UTC", (), (
-            DateOverride(date(2026, 3, 9), ()), DateOverride(date(2026, 3, 9), ()))), id="two overrides for one date"),
+        pytest.param(lambda: rules(0), "duration must be positive", id="zero duration"),
+        pytest.param(lambda: rules(30, interval=0), "interval must be positive", id="zero step"),
+        pytest.param(lambda: rules(30, interval=-5), "interval must be positive", id="negative step"),
+        pytest.param(lambda: rules(30, buffer_before=-5), "buffer_before must not be negative", id="negative buffer"),
+        pytest.param(lambda: rules(30, daily_limit=0), "daily_limit must be at least 1", id="daily limit of zero"),
+        pytest.param(lambda: host(zone="Mars/Olympus_Mons"), "unknown time zone 'Mars/Olympus_Mons'", id="bad zone"),
+        pytest.param(lambda: host(zone="America"), "unknown time zone 'America'", id="zone directory"),
+        pytest.param(lambda: WorkingInterval(0, time(17), time(9)), "must be after start", id="hours backwards"),
+        pytest.param(lambda: WorkingInterval(7, time(9), time(17)), "weekday must be 0", id="weekday 7"),
+        pytest.param(lambda: DateOverride(date(2026, 3, 9), ((time(12), time(11)),)), "must be after start",
+                     id="override backwards"),
+        pytest.param(lambda: HostAvailability(1, "UTC", (), (DateOverride(date(2026, 3, 9), ()),) * 2),
+                     "more than one override", id="two overrides for one date"),
+        pytest.param(lambda: HostAvailability(1, "UTC", (), busy=((NAIVE, NAIVE + timedelta(hours=1)),)),
+                     "busy interval bounds must be timezone-aware", id="naive busy time"),
+        pytest.param(lambda: host(busy=[(f"{MONDAY} 11:00", f"{MONDAY} 10:00")]), "ends before it starts",
+                     id="busy time backwards"),
+        pytest.param(lambda: HostAvailability(1, "UTC", (), booked_starts=(NAIVE,)),
+                     "booked_starts must be timezone-aware", id="naive booked start"),
+        pytest.param(lambda: HostAvailability(1, "UTC", (), booked_starts=("2026-03-09 09:00",)),
+                     "booked_starts must be timezone-aware", id="booked start as text"),
     ],
 )  # fmt: skip
-def test_invalid_definitions_are_rejected(make):
-    with pytest.raises(ValueError):
+def test_invalid_definitions_are_rejected_with_a_clear_message(make, message):
+    with pytest.raises(ValueError, match=message):
         make()
 
 
-NAIVE = datetime(2026, 3, 9, 9, 0)
-WEEK = hours("09:00-17:00")
-
-
 @pytest.mark.parametrize(
-    ("hosts", "range_and_now"),
+    ("hosts", "query", "message"),
     [
-        pytest.param([host()], {"start": NAIVE}, id="naive start"),
-        pytest.param([host()], {"end": NAIVE}, id="naive end"),
-        pytest.param([host()], {"now": NAIVE}, id="naive now"),
-        pytest.param([HostAvailability(1, "UTC", WEEK, busy=((NAIVE, NAIVE + timedelta(hours=1)),))], {},
-                     id="naive busy"),
-        pytest.param([HostAvailability(1, "UTC", WEEK, booked_starts=(NAIVE,))], {}, id="naive booked start"),
-        pytest.param([host(busy=[(f"{MONDAY} 11:00", f"{MONDAY} 10:00")])], {}, id="busy ending before it starts"),
-        pytest.param([host(1), host(1)], {}, id="duplicate host ids"),
+        pytest.param([host()], {"start": NAIVE}, "start must be a timezone-aware datetime", id="naive start"),
+        pytest.param([host()], {"end": NAIVE}, "end must be a timezone-aware datetime", id="naive end"),
+        pytest.param([host()], {"now": NAIVE}, "now must be a timezone-aware datetime", id="naive now"),
+        pytest.param([host(1), host(1)], {}, "duplicate host ids", id="duplicate host ids"),
     ],
-)  # fmt: skip
-def test_invalid_queries_are_rejected(hosts, range_and_now):
-    query = {"start": utc(f"{MONDAY} 00:00"), "end": utc("2026-03-10 00:00"), "now": utc(LONG_AGO)} | range_and_now
-    with pytest.raises(ValueError):
-        available_slots(rules(30, daily_limit=3), hosts, **query)
+)
+def test_invalid_queries_are_rejected_with_a_clear_message(hosts, query, message):
+    query = {"start": utc(f"{MONDAY} 00:00"), "end": utc("2026-03-10 00:00"), "now": utc(LONG_AGO)} | query
+    with pytest.raises(ValueError, match=message):
+        available_slots(rules(30), hosts, **query)
 
 
 def test_naive_start_is_rejected_when_checking_or_saving_a_booking():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="slot_start must be a timezone-aware datetime"):
         is_bookable(rules(30), [host()], slot_start=NAIVE, now=utc(LONG_AGO))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="slot_start must be a timezone-aware datetime"):
         occupied_range(NAIVE, rules(30))
 
 
@@ -645,13 +650,15 @@ def scenarios(draw, max_hosts: int = 3):
         zone = shared_zone or draw(st.sampled_from(ZONES))
         hosts.append(HostAvailability(host_id, zone, weekly, overrides, tuple(busy), booked))
 
-    minutes = st.sampled_from
+    def minutes(*choices: int) -> timedelta:
+        return timedelta(minutes=draw(st.sampled_from(choices)))
+
     slot_rules = SlotRules(
-        duration=timedelta(minutes=draw(minutes([30, 60, 15, 45, 20, 90, 120, 5]))),
-        interval=timedelta(minutes=draw(minutes([15, 30, 60, 10, 20, 45]))),
-        buffer_before=timedelta(minutes=draw(minutes([0, 0, 5, 10, 15, 30]))),
-        buffer_after=timedelta(minutes=draw(minutes([0, 0, 5, 10, 15, 30]))),
-        minimum_notice=timedelta(minutes=draw(minutes([0, 0, 0, 30, 240]))),
+        duration=minutes(30, 60, 15, 45, 20, 90, 120, 5),
+        interval=minutes(15, 30, 60, 10, 20, 45),
+        buffer_before=minutes(0, 0, 5, 10, 15, 30),
+        buffer_after=minutes(0, 0, 5, 10, 15, 30),
+        minimum_notice=minutes(0, 0, 0, 30, 240),
         booking_window=draw(st.sampled_from([None, None, timedelta(days=2), timedelta(days=2, hours=18)])),
         daily_limit=draw(st.sampled_from([None, None, 1, 2])),
         collective=draw(st.booleans()),
