@@ -81,6 +81,7 @@ class Organization(models.Model):
             "help",
             "api",
             "booking",
+            "sandbox",
         }
         slug, n = base, 1
         while slug in reserved or Organization.objects.filter(slug=slug).exists():

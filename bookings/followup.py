@@ -7,26 +7,47 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from integrations import video
+
 from .models import Booking
 
 logger = logging.getLogger(__name__)
 
 
-def run(booking_id: int, change: str) -> None:
-    booking = (
+def _load(booking_id: int) -> Booking | None:
+    return (
         Booking.objects.select_related("meeting_type", "organization")
         .prefetch_related("host_rows__member__user")
         .filter(pk=booking_id)
         .first()
     )
+
+
+def sync_video(booking_id: int, change: str) -> video.Outcome:
+    booking = _load(booking_id)
     if booking is None:
-        logger.info("booking %s no longer exists; nothing to follow up", booking_id)
+        return video.NOT_NEEDED
+    if change == "cancelled":
+        return video.delete_meeting(booking)
+    if change == "rescheduled":
+        return video.move_meeting(booking)
+    return video.ensure_meeting(booking)
+
+
+def video_gave_up(booking_id: int, reason: str) -> video.Outcome:
+    booking = _load(booking_id)
+    if booking is None:
+        return video.NOT_NEEDED
+    return video.give_up(booking, reason)
+
+
+def notify(booking_id: int, change: str, outcome: video.Outcome = video.NOT_NEEDED) -> None:
+    """A notice to the client and each host, each in their own time zone."""
+    booking = _load(booking_id)
+    if booking is None:
+        logger.info("booking %s no longer exists; nothing to tell", booking_id)
         return
-    notify(booking, change)
-
-
-def notify(booking: Booking, change: str) -> None:
-    """A plain notice to the client and each host, each in their own time zone."""
+    meeting = getattr(booking, "video_meeting", None)
     hosts = [row.member for row in booking.host_rows.all()]
     recipients = [(booking.client_email, booking.client_time_zone, True)]
     recipients += [(host.user.email, host.time_zone, False) for host in hosts]
@@ -36,6 +57,8 @@ def notify(booking: Booking, change: str) -> None:
             "change": change,
             "hosts": hosts,
             "is_client": is_client,
+            "meeting": meeting if meeting is not None and meeting.is_ready else None,
+            "link_missing": booking.meeting_type.is_video and change != "cancelled" and outcome.needs_host_action,
             "site_url": settings.SITE_URL,
         }
         with translation.override(settings.LANGUAGE_CODE), timezone.override(zone):

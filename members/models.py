@@ -47,6 +47,13 @@ class TeamMember(models.Model):
     def is_admin(self) -> bool:
         return self.role == self.Role.ADMIN
 
+    @property
+    def zoom_connection(self):
+        """The member's Zoom connection, from a prefetch when the page made one."""
+        if hasattr(self, "zoom_list"):
+            return self.zoom_list[0] if self.zoom_list else None
+        return self.connections.filter(provider="zoom").first()
+
 
 def hash_invitation_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()

@@ -1,11 +1,15 @@
+from django.db.models import Prefetch
+
 from accounts.models import Organization
+from integrations.models import Connection, Provider
 
 from .models import DateOverride, TeamMember, WorkingHours
 
 
 def members_for_viewer(*, organization: Organization, viewer: TeamMember):
     """Cards on the Team Members page: admins also see deactivated members. One query."""
-    members = TeamMember.objects.filter(organization=organization).select_related("user")
+    zoom = Prefetch("connections", queryset=Connection.objects.filter(provider=Provider.ZOOM), to_attr="zoom_list")
+    members = TeamMember.objects.filter(organization=organization).select_related("user").prefetch_related(zoom)
     if not viewer.is_admin:
         members = members.filter(is_active=True)
     return members.order_by("-is_active", "display_name", "id")

@@ -105,7 +105,45 @@ def test_deploy_check_is_clean_with_production_settings():
         "DEBUG": "0",
         "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
         "ALLOWED_HOSTS": "schedule.example.com",
+        "TOKEN_ENCRYPTION_KEYS": "l0YE2ZC1SJh-Zz8yZQJc1Q3pVIUQUuN9iB9vV9dVq3E=",
     }
     result = _run_django(production, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNINGS" not in result.stdout + result.stderr
+
+
+def test_deploy_check_demands_token_encryption_keys():
+    production = {
+        "DEBUG": "0",
+        "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
+        "ALLOWED_HOSTS": "schedule.example.com",
+    }
+    result = _run_django(production, "check", "--deploy")
+    assert result.returncode != 0
+    assert "integrations.E001" in result.stdout + result.stderr
+
+
+def test_the_zoom_sandbox_is_off_and_unreachable_in_production():
+    production = {
+        "DEBUG": "0",
+        "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
+        "ALLOWED_HOSTS": "schedule.example.com",
+    }
+    code = (
+        "from django.conf import settings; from django.urls import resolve, Resolver404\n"
+        "try:\n    resolve('/sandbox/zoom/oauth/authorize'); print('reachable')\n"
+        "except Resolver404:\n    print('unreachable', settings.PROVIDER_SANDBOX, settings.ZOOM_OAUTH_BASE_URL)"
+    )
+    result = _run_django(production, "shell", "--no-imports", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "unreachable False https://zoom.us"
+
+
+def test_the_zoom_sandbox_is_on_for_the_local_demo_only_without_real_credentials():
+    assert _setting({}, "settings.PROVIDER_SANDBOX, settings.ZOOM_API_BASE_URL") == (
+        "(True, 'http://127.0.0.1:8000/sandbox/zoom/v2')"
+    )
+    real = {"ZOOM_CLIENT_ID": "real-id", "ZOOM_CLIENT_SECRET": "real-secret"}
+    assert _setting(real, "settings.PROVIDER_SANDBOX, settings.ZOOM_API_BASE_URL") == (
+        "(False, 'https://api.zoom.us/v2')"
+    )

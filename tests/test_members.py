@@ -107,8 +107,8 @@ def test_the_team_page_lists_only_the_viewers_organization(client, login, member
 def test_the_team_page_is_a_constant_number_of_queries(client, login, admin, make_member, django_assert_num_queries):
     login(admin)
     client.get(reverse("members:list"))  # warm up (session, content types)
-    # session, user, membership, the members themselves
-    with django_assert_num_queries(4) as few:
+    # session, user, membership, the members themselves, their Zoom connections
+    with django_assert_num_queries(5) as few:
         client.get(reverse("members:list"))
     for _ in range(12):
         make_member(admin.organization)

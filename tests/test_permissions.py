@@ -96,6 +96,11 @@ MATRIX: list[Row] = [
     _about_target("meetingtypes:host_up", "post", 302, args=("meeting_type", "target")),
     _everyone_signed_in("bookings:list", "get", 200),
     # Hosts and admins cancel from the dashboard; other members don't even see the booking.
+    # Connect and disconnect act on the viewer's own card only: no URL names another member.
+    _everyone_signed_in("integrations:zoom_connect", "post", 302),
+    _everyone_signed_in("integrations:zoom_disconnect", "post", 302),
+    # Without a state from a flow this session started, the callback refuses and stores nothing.
+    _everyone_signed_in("integrations:zoom_callback", "get", 403),
     Row(
         "bookings:staff_cancel",
         "post",
@@ -120,6 +125,9 @@ PUBLIC = {
     "bookings:reschedule",
     "bookings:reschedule_slots",
     "bookings:reschedule_confirm",
+    "integrations:zoom_webhook",  # signed by Zoom (tests/test_zoom_integration.py)
+    "help:zoom",
+    "help:support",
 }
 
 
@@ -131,6 +139,8 @@ def _all_url_names() -> set[str]:
             if isinstance(pattern, URLResolver):
                 if pattern.app_name and pattern.app_name.startswith(("account", "allauth")):
                     continue  # django-allauth's own views: login, logout, reset, confirmation
+                if pattern.app_name == "zoom_sandbox":
+                    continue  # the local fake of Zoom, mounted only in development (tests/test_zoom_sandbox.py)
                 ns = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
                 walk(pattern.url_patterns, ns)
             elif isinstance(pattern, URLPattern) and pattern.name and not pattern.name.startswith("account_"):

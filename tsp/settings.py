@@ -220,6 +220,19 @@ ZOOM_WEBHOOK_SECRET_TOKEN = env("ZOOM_WEBHOOK_SECRET_TOKEN")
 ZOOM_OAUTH_BASE_URL = env("ZOOM_OAUTH_BASE_URL", "https://zoom.us").rstrip("/")
 ZOOM_API_BASE_URL = env("ZOOM_API_BASE_URL", "https://api.zoom.us/v2").rstrip("/")
 ZOOM_SCOPES = env("ZOOM_SCOPES", "meeting:write user:read")
+# The built-in provider sandbox (integrations/sandbox): a local fake of Zoom's OAuth and API so
+# the demo works without real credentials. On with DEBUG and no real Zoom app; never in
+# production unless PROVIDER_SANDBOX=1 is set explicitly.
+PROVIDER_SANDBOX = env_bool("PROVIDER_SANDBOX", DEBUG and not ZOOM_CLIENT_ID)
+if PROVIDER_SANDBOX:
+    ZOOM_CLIENT_ID = ZOOM_CLIENT_ID or "sandbox-client-id"
+    ZOOM_CLIENT_SECRET = ZOOM_CLIENT_SECRET or "sandbox-client-secret"
+    ZOOM_WEBHOOK_SECRET_TOKEN = ZOOM_WEBHOOK_SECRET_TOKEN or "sandbox-webhook-secret"
+    if not env("ZOOM_OAUTH_BASE_URL"):
+        ZOOM_OAUTH_BASE_URL = f"{SITE_URL}/sandbox/zoom"
+    if not env("ZOOM_API_BASE_URL"):
+        ZOOM_API_BASE_URL = f"{SITE_URL}/sandbox/zoom/v2"
+ZOOM_SANDBOX_WEBHOOK_URL = env("ZOOM_SANDBOX_WEBHOOK_URL") or None
 GOOGLE_CLIENT_ID = env("GOOGLE_CLIENT_ID")
 GOOGLE_CLIENT_SECRET = env("GOOGLE_CLIENT_SECRET")
 GOOGLE_OAUTH_BASE_URL = env("GOOGLE_OAUTH_BASE_URL", "https://accounts.google.com").rstrip("/")

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -10,6 +11,12 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="members:list", permanent=False), name="home"),
     path("", include("members.urls")),
     path("", include("meetingtypes.urls")),
-    # Last: /<organization>/<meeting type>/ booking pages match almost any path.
-    path("", include("bookings.urls")),
+    path("", include("integrations.urls")),
+    path("help/", include("tsp.help_urls")),
 ]
+
+if settings.PROVIDER_SANDBOX:
+    urlpatterns.append(path("sandbox/zoom/", include("integrations.sandbox.urls")))
+
+# Last: /<organization>/<meeting type>/ booking pages match almost any path.
+urlpatterns.append(path("", include("bookings.urls")))

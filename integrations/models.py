@@ -1,0 +1,122 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from bookings.models import Booking
+from members.models import TeamMember
+
+from . import crypto
+
+
+class Provider(models.TextChoices):
+    ZOOM = "zoom", _("Zoom")
+    GOOGLE = "google", _("Google Meet")
+    MICROSOFT = "microsoft", _("Microsoft Teams")
+
+
+class EncryptedTokens(models.Model):
+    """Access and refresh tokens, stored only encrypted (integrations/crypto.py)."""
+
+    access_token_encrypted = models.TextField(blank=True)
+    refresh_token_encrypted = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def access_token(self) -> str:
+        return crypto.decrypt(self.access_token_encrypted) if self.access_token_encrypted else ""
+
+    @access_token.setter
+    def access_token(self, value: str) -> None:
+        self.access_token_encrypted = crypto.encrypt(value) if value else ""
+
+    @property
+    def refresh_token(self) -> str:
+        return crypto.decrypt(self.refresh_token_encrypted) if self.refresh_token_encrypted else ""
+
+    @refresh_token.setter
+    def refresh_token(self, value: str) -> None:
+        self.refresh_token_encrypted = crypto.encrypt(value) if value else ""
+
+
+class Connection(EncryptedTokens):
+    """A member's connected video account. At most one per member and provider."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Connected")
+        BROKEN = "broken", _("Needs reconnecting")
+
+    member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="connections")
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    external_user_id = models.CharField(max_length=128)
+    external_account_id = models.CharField(max_length=128, blank=True)
+    email = models.EmailField(max_length=254, blank=True)
+    scopes = models.CharField(max_length=500, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    last_error = models.CharField(max_length=500, blank=True)
+    connected_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "provider"], name="one_connection_per_provider")]
+        indexes = [models.Index(fields=["provider", "external_user_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} · {self.email}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class PendingRevocation(EncryptedTokens):
+    """Tokens of a disconnected account, kept (encrypted) only until the provider confirms the
+    revocation. The connection itself is deleted at once; this row lets a background task retry
+    when the provider is down."""
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"revocation {self.pk} ({self.provider})"
+
+
+class VideoMeeting(models.Model):
+    """The video meeting of a booking, and the state of the work to create, move or delete it.
+
+    `state` is how the work is claimed: a task moves it from PENDING to CREATING with a
+    conditional UPDATE, and only the task whose UPDATE changed the row calls the provider.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        CREATING = "creating", _("Being created")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Could not be created")
+        UNKNOWN = "unknown", _("Outcome unknown")
+        DELETED = "deleted", _("Deleted")
+
+    booking = models.OneToOneField(Booking, on_delete=models.CASCADE, related_name="video_meeting")
+    provider = models.CharField(max_length=16, choices=Provider.choices, blank=True)
+    host = models.ForeignKey(TeamMember, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Zoom meeting ids are int64 and exceed 32 bits.
+    meeting_id = models.BigIntegerField(null=True, blank=True)
+    external_ref = models.CharField(max_length=255, blank=True)
+    join_url = models.URLField(max_length=1000, blank=True)
+    passcode = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} meeting for booking {self.booking_id} ({self.state})"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state == self.State.READY and bool(self.join_url)

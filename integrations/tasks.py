@@ -1,0 +1,53 @@
+import logging
+import random
+
+from celery import shared_task
+
+from . import http
+from .models import PendingRevocation
+from .providers import client_for
+
+logger = logging.getLogger(__name__)
+
+REVOKE_MAX_ATTEMPTS = 8
+
+
+def backoff_seconds(attempt: int, *, base: float = 10, cap: float = 3600, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, never sooner than the provider's Retry-After."""
+    delay = random.uniform(0, min(cap, base * 2**attempt))
+    return max(delay, retry_after or 0)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=REVOKE_MAX_ATTEMPTS)
+def revoke_tokens(self, pending_id: int) -> None:
+    """Revoke a disconnected account's token at the provider, retrying while it is down."""
+    pending = PendingRevocation.objects.filter(pk=pending_id).first()
+    if pending is None:
+        return
+    client = client_for(pending.provider)
+    try:
+        client.revoke(pending.access_token)
+    except http.TransientHTTPError as error:
+        pending.attempts += 1
+        pending.last_error = str(error)[:500]
+        pending.save(update_fields=["attempts", "last_error"])
+        if self.request.retries < REVOKE_MAX_ATTEMPTS:
+            raise self.retry(countdown=backoff_seconds(self.request.retries, retry_after=error.retry_after)) from error
+        logger.warning("revocation %s: provider unreachable, giving up; tokens deleted anyway", pending_id)
+    except http.PermanentHTTPError as error:
+        logger.info("revocation %s: provider refused the access token (HTTP %s)", pending_id, error.status)
+        _revoke_through_refresh(client, pending)
+    pending.delete()
+
+
+def _revoke_through_refresh(client, pending: PendingRevocation) -> None:
+    """The access token expired while the provider was down; the refresh token may still be
+    good, and with it the authorization: trade it for a fresh access token and revoke that."""
+    if not pending.refresh_token:
+        return
+    try:
+        client.revoke(client.refresh(pending.refresh_token).access_token)
+    except http.HTTPError as error:
+        logger.info(
+            "revocation %s: refresh token refused too (HTTP %s): nothing left to revoke", pending.pk, error.status
+        )

@@ -1,0 +1,144 @@
+"""Zoom's OAuth and REST API, as documented (shared/reference/providers.md). HTTP via integrations.http."""
+
+from datetime import UTC
+
+from django.conf import settings
+
+from .. import http
+from ..base import Account, CreatedMeeting, MeetingRequest, ProviderResponseError, TokenSet
+
+AGENDA_LIMIT = 2000
+TOPIC_LIMIT = 200
+
+
+def _basic_auth() -> tuple[str, str]:
+    return settings.ZOOM_CLIENT_ID, settings.ZOOM_CLIENT_SECRET
+
+
+def _bearer(access_token: str) -> dict:
+    # Zoom rejects tokens in the query string: the header is the only place for it.
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+def authorize_url() -> str:
+    return f"{settings.ZOOM_OAUTH_BASE_URL}/oauth/authorize"
+
+
+def authorize_params(redirect_uri: str) -> dict:
+    return {"response_type": "code", "client_id": settings.ZOOM_CLIENT_ID, "redirect_uri": redirect_uri}
+
+
+def _token_set(body) -> TokenSet:
+    if not isinstance(body, dict) or not body.get("access_token") or not body.get("refresh_token"):
+        raise ProviderResponseError("Zoom's token response lacks access_token or refresh_token")
+    try:
+        expires_in = int(body.get("expires_in", 3599))
+    except (TypeError, ValueError) as error:
+        raise ProviderResponseError("Zoom's token response has a malformed expires_in") from error
+    return TokenSet(
+        access_token=str(body["access_token"]),
+        refresh_token=str(body["refresh_token"]),
+        expires_in=expires_in,
+        scope=str(body.get("scope", "")),
+    )
+
+
+def exchange_code(*, code: str, redirect_uri: str, verifier: str) -> TokenSet:
+    response = http.request(
+        "POST",
+        f"{settings.ZOOM_OAUTH_BASE_URL}/oauth/token",
+        auth=_basic_auth(),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
+    return _token_set(response.body)
+
+
+def refresh(refresh_token: str) -> TokenSet:
+    response = http.request(
+        "POST",
+        f"{settings.ZOOM_OAUTH_BASE_URL}/oauth/token",
+        auth=_basic_auth(),
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+    )
+    return _token_set(response.body)
+
+
+def revoke(access_token: str) -> None:
+    http.request(
+        "POST", f"{settings.ZOOM_OAUTH_BASE_URL}/oauth/revoke", auth=_basic_auth(), data={"token": access_token}
+    )
+
+
+def get_account(access_token: str) -> Account:
+    body = http.request("GET", f"{settings.ZOOM_API_BASE_URL}/users/me", headers=_bearer(access_token)).body
+    if not isinstance(body, dict) or not body.get("id"):
+        raise ProviderResponseError("Zoom's /users/me answer has no user id")
+    return Account(
+        user_id=str(body["id"]), account_id=str(body.get("account_id", "")), email=str(body.get("email", ""))
+    )
+
+
+def _meeting_body(meeting: MeetingRequest) -> dict:
+    return {
+        "topic": meeting.topic[:TOPIC_LIMIT],
+        "type": 2,  # scheduled
+        # Always UTC with a Z: a local time sent as UTC is how meetings end up at the wrong hour.
+        "start_time": meeting.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration": meeting.duration_minutes,
+        "timezone": meeting.time_zone,
+        "agenda": meeting.agenda[:AGENDA_LIMIT],
+    }
+
+
+def create_meeting(access_token: str, meeting: MeetingRequest) -> CreatedMeeting:
+    body = {
+        **_meeting_body(meeting),
+        "settings": {"join_before_host": False, "waiting_room": True, "host_video": True, "participant_video": True},
+    }
+    response = http.request(
+        "POST", f"{settings.ZOOM_API_BASE_URL}/users/me/meetings", headers=_bearer(access_token), json=body
+    )
+    data = response.body
+    if not isinstance(data, dict) or not data.get("join_url"):
+        raise ProviderResponseError("Zoom's new meeting has no join_url")
+    try:
+        meeting_id = int(data["id"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ProviderResponseError("Zoom's new meeting has no numeric id") from error
+    return CreatedMeeting(
+        meeting_id=meeting_id,
+        external_ref=str(data.get("uuid", "")),
+        join_url=str(data["join_url"]),
+        passcode=str(data.get("password", "")),
+    )
+
+
+def update_meeting(access_token: str, meeting_id: int, meeting: MeetingRequest) -> None:
+    http.request(
+        "PATCH",
+        f"{settings.ZOOM_API_BASE_URL}/meetings/{int(meeting_id)}",
+        headers=_bearer(access_token),
+        json=_meeting_body(meeting),
+    )
+
+
+def delete_meeting(access_token: str, meeting_id: int) -> None:
+    """Delete a meeting; one that no longer exists (404, code 3001) counts as deleted."""
+    try:
+        http.request(
+            "DELETE", f"{settings.ZOOM_API_BASE_URL}/meetings/{int(meeting_id)}", headers=_bearer(access_token)
+        )
+    except http.PermanentHTTPError as error:
+        if error.status == 404:
+            return
+        raise
+
+
+def is_expired_token_error(error: http.HTTPError) -> bool:
+    """401 with code 124: invalid or expired access token → refresh once and retry."""
+    return error.status == 401
