@@ -14,11 +14,13 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
+run: export DEBUG ?= 1
+run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: install
-	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
 	@echo "Open http://127.0.0.1:$(PORT)/"
-	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver 127.0.0.1:$(PORT)
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .
