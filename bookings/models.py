@@ -1,6 +1,7 @@
 import uuid
 
 from django.core import signing
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -51,6 +52,14 @@ class Booking(models.Model):
     @property
     def is_cancelled(self) -> bool:
         return self.status == self.Status.CANCELLED
+
+    @property
+    def video_meeting_or_none(self):
+        """The booking's video meeting (integrations.VideoMeeting), or None before there is one."""
+        try:
+            return self.video_meeting
+        except ObjectDoesNotExist:
+            return None
 
     # The manage link is signed, not stored: unguessable without SECRET_KEY, and nothing in the
     # database lets someone cancel a client's booking.

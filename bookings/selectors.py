@@ -137,7 +137,7 @@ def get_booking_by_link(uid: str, token: str) -> Booking | None:
     if Booking.uid_from_token(uid, token) is None:
         return None
     return (
-        Booking.objects.select_related("meeting_type", "organization")
+        Booking.objects.select_related("meeting_type", "organization", "video_meeting")
         .prefetch_related(Prefetch("host_rows", queryset=BookingHost.objects.select_related("member")))
         .filter(uid=uid)
         .first()
@@ -151,7 +151,7 @@ def bookings_for_dashboard(*, viewer: TeamMember, upcoming: bool, now: datetime)
         bookings = bookings.filter(host_rows__member=viewer)
     bookings = bookings.filter(Q(end__gte=now) if upcoming else Q(end__lt=now))
     return (
-        bookings.select_related("meeting_type")
+        bookings.select_related("meeting_type", "video_meeting__host")
         .prefetch_related(Prefetch("host_rows", queryset=BookingHost.objects.select_related("member")))
         .order_by("start" if upcoming else "-start", "id")
         .distinct()
