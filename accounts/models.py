@@ -82,6 +82,7 @@ class Organization(models.Model):
             "api",
             "booking",
             "sandbox",
+            "dev",
         }
         slug, n = base, 1
         while slug in reserved or Organization.objects.filter(slug=slug).exists():

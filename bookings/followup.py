@@ -1,30 +1,30 @@
-"""What happens after a booking is created, moved or cancelled (runs in a Celery task)."""
+"""What happens after a booking is created, moved or cancelled (runs in Celery tasks)."""
 
 import logging
+from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import send_mail
-from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.db.models import F, Prefetch
 
 from integrations import video
 
-from .models import Booking
+from . import emails
+from .models import Booking, BookingHost, EmailDelivery
 
 logger = logging.getLogger(__name__)
+Kind = EmailDelivery.Kind
 
 
-def _load(booking_id: int) -> Booking | None:
+def load(booking_id: int) -> Booking | None:
     return (
-        Booking.objects.select_related("meeting_type", "organization")
-        .prefetch_related("host_rows__member__user")
+        Booking.objects.select_related("meeting_type", "organization", "video_meeting__host")
+        .prefetch_related(Prefetch("host_rows", queryset=BookingHost.objects.select_related("member__user")))
         .filter(pk=booking_id)
         .first()
     )
 
 
 def sync_video(booking_id: int, change: str) -> video.Outcome:
-    booking = _load(booking_id)
+    booking = load(booking_id)
     if booking is None:
         return video.NOT_NEEDED
     if change == "cancelled":
@@ -35,33 +35,49 @@ def sync_video(booking_id: int, change: str) -> video.Outcome:
 
 
 def video_gave_up(booking_id: int, reason: str) -> video.Outcome:
-    booking = _load(booking_id)
+    booking = load(booking_id)
     if booking is None:
         return video.NOT_NEEDED
     return video.give_up(booking, reason)
 
 
-def notify(booking_id: int, change: str, outcome: video.Outcome = video.NOT_NEEDED) -> None:
-    """A notice to the client and each host, each in their own time zone."""
-    booking = _load(booking_id)
-    if booking is None:
-        logger.info("booking %s no longer exists; nothing to tell", booking_id)
-        return
-    meeting = getattr(booking, "video_meeting", None)
-    hosts = [row.member for row in booking.host_rows.all()]
-    recipients = [(booking.client_email, booking.client_time_zone, True)]
-    recipients += [(host.user.email, host.time_zone, False) for host in hosts]
-    for email, zone, is_client in recipients:
-        context = {
-            "booking": booking,
-            "change": change,
-            "hosts": hosts,
-            "is_client": is_client,
-            "meeting": meeting if meeting is not None and meeting.is_ready else None,
-            "link_missing": booking.meeting_type.is_video and change != "cancelled" and outcome.needs_host_action,
-            "site_url": settings.SITE_URL,
-        }
-        with translation.override(settings.LANGUAGE_CODE), timezone.override(zone):
-            subject = render_to_string("bookings/email/notice_subject.txt", context).strip()
-            body = render_to_string("bookings/email/notice.txt", context)
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email])
+def send_emails(
+    booking: Booking, change: str, *, previous_start: datetime | None, previous_host_ids, action_needed: bool
+) -> None:
+    """The client and every host, each once, each in their own time zone; the host also gets an
+    "action needed" email when the video link could not be made."""
+    pairs = emails.recipients_for(booking, change, previous_host_ids=previous_host_ids)
+    if action_needed and change != Kind.CANCELLATION:
+        pairs += [(host, Kind.ACTION_NEEDED) for host in emails.hosts_of(booking)]
+    for recipient, kind in pairs:
+        emails.deliver(booking, kind=kind, recipient=recipient, previous_start=previous_start)
+
+
+def send_due_reminders(*, now: datetime) -> int:
+    """Reminders for confirmed bookings whose reminder time has come, for their current time only
+    (the delivery is keyed by the booking's sequence: a moved booking gets a reminder for its new
+    time, never one for the old)."""
+    due = (
+        Booking.objects.filter(
+            status=Booking.Status.CONFIRMED,
+            start__gt=now,
+            meeting_type__reminder_minutes_before__isnull=False,
+            start__lte=now + timedelta(days=14),
+        )
+        .alias(reminder_at=F("start") - F("meeting_type__reminder_minutes_before") * timedelta(minutes=1))
+        .filter(reminder_at__lte=now)
+        .exclude(email_deliveries__kind=Kind.REMINDER, email_deliveries__sequence=F("sequence"))
+        .values_list("pk", flat=True)
+    )
+    sent = 0
+    for booking_id in list(due):
+        booking = load(booking_id)
+        if booking is None or booking.is_cancelled or booking.start <= now:
+            continue
+        for recipient, _kind in emails.recipients_for(booking, Kind.REMINDER):
+            try:
+                emails.deliver(booking, kind=Kind.REMINDER, recipient=recipient)
+            except emails.TemporaryEmailFailure:
+                logger.info("booking %s: reminder to be retried on the next run", booking_id)
+        sent += 1
+    return sent

@@ -105,3 +105,46 @@ class BookingHost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.occupied_start:%Y-%m-%d %H:%M}"
+
+
+class EmailDelivery(models.Model):
+    """One email to one recipient about one event of a booking: the record that makes it sent once.
+
+    An event is (kind, booking sequence): the confirmation of sequence 0, the update of sequence 2,
+    the reminder for the time of sequence 2… The unique constraint stops a second row; the state
+    is claimed (PENDING → SENDING) with a conditional UPDATE before the SMTP call, so a retried or
+    duplicated task finds the claim and sends nothing.
+    """
+
+    class Kind(models.TextChoices):
+        CONFIRMATION = "created", _("Confirmation")
+        UPDATE = "rescheduled", _("New time")
+        CANCELLATION = "cancelled", _("Cancellation")
+        REMINDER = "reminder", _("Reminder")
+        ACTION_NEEDED = "action_needed", _("Action needed")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="email_deliveries")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    sequence = models.PositiveIntegerField()
+    recipient = models.EmailField(max_length=254)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["booking", "kind", "sequence", "recipient"], name="one_email_per_event")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.sequence} to {self.recipient} ({self.state})"

@@ -32,14 +32,24 @@ class BookingChange:
     CANCELLED = "cancelled"
 
 
-def after_booking_change(booking: Booking, change: str) -> None:
+def after_booking_change(
+    booking: Booking, change: str, *, previous_start: datetime | None = None, previous_host_ids=()
+) -> None:
     """The one place that queues what follows a booking change (video meeting, emails).
 
-    Queued after the commit, with the primary key: a rolled-back booking queues nothing.
+    Queued after the commit, with the primary key and the booking's sequence (which names the
+    event): a rolled-back booking queues nothing.
     """
     from .tasks import booking_changed
 
-    enqueue_after_commit(booking_changed, booking.pk, change)
+    enqueue_after_commit(
+        booking_changed,
+        booking.pk,
+        change,
+        booking.sequence,
+        previous_start.isoformat() if previous_start else None,
+        list(previous_host_ids),
+    )
 
 
 def _free_hosts(meeting_type: MeetingType, start: datetime, now: datetime, exclude_booking_id=None) -> tuple[int, ...]:
@@ -130,12 +140,15 @@ def reschedule(*, booking: Booking, start: datetime, now: datetime | None = None
         if not free:
             raise SlotUnavailable
         current = list(booking.host_rows.filter(is_active=True).values_list("member_id", flat=True))
+        previous_start = booking.start
         BookingHost.objects.filter(booking=booking).delete()
         booking.start, booking.end = start, start + meeting_type.duration
         booking.sequence += 1
         booking.save(update_fields=["start", "end", "sequence", "updated_at"])
         _assign(booking, _host_choices(meeting_type, free, prefer=current), selectors.slot_rules(meeting_type))
-        after_booking_change(booking, BookingChange.RESCHEDULED)
+        after_booking_change(
+            booking, BookingChange.RESCHEDULED, previous_start=previous_start, previous_host_ids=current
+        )
     return booking
 
 

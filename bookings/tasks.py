@@ -1,19 +1,28 @@
+from datetime import datetime
+
 from celery import shared_task
+from django.utils import timezone
 
 from integrations.tasks import backoff_seconds
 from integrations.video import RetryLater
 
-from . import followup
+from . import emails, followup
 
 VIDEO_MAX_RETRIES = 6
+EMAIL_MAX_RETRIES = 6
 
 
 @shared_task(bind=True, acks_late=True, max_retries=VIDEO_MAX_RETRIES)
-def booking_changed(self, booking_id: int, change: str) -> None:
-    """Everything that follows a committed booking change, in order: video meeting, then emails.
-
-    Retried with backoff while the provider is unavailable; the emails wait for the outcome, so
-    they carry the link (or say plainly that there is none).
+def booking_changed(
+    self,
+    booking_id: int,
+    change: str,
+    sequence: int | None = None,
+    previous_start: str | None = None,
+    previous_host_ids: list[int] | None = None,
+) -> None:
+    """Everything that follows a committed booking change, in order: the video meeting, then the
+    emails (queued only once the video step is settled, so they carry the link or say there is none).
     """
     try:
         outcome = followup.sync_video(booking_id, change)
@@ -21,4 +30,38 @@ def booking_changed(self, booking_id: int, change: str) -> None:
         if self.request.retries < VIDEO_MAX_RETRIES:
             raise self.retry(countdown=backoff_seconds(self.request.retries, retry_after=later.retry_after)) from later
         outcome = followup.video_gave_up(booking_id, str(later))
-    followup.notify(booking_id, change, outcome)
+    send_booking_emails.delay(
+        booking_id, change, sequence, previous_start, previous_host_ids or [], outcome.needs_host_action
+    )
+
+
+@shared_task(bind=True, acks_late=True, max_retries=EMAIL_MAX_RETRIES)
+def send_booking_emails(
+    self,
+    booking_id: int,
+    change: str,
+    sequence: int | None,
+    previous_start: str | None,
+    previous_host_ids: list[int],
+    action_needed: bool,
+) -> None:
+    booking = followup.load(booking_id)
+    if booking is None:
+        return
+    if sequence is not None and booking.sequence != sequence:
+        return  # changed again since: the newer event sends the emails for the current time
+    old = datetime.fromisoformat(previous_start) if previous_start else None
+    try:
+        followup.send_emails(
+            booking, change, previous_start=old, previous_host_ids=previous_host_ids, action_needed=action_needed
+        )
+    except emails.TemporaryEmailFailure as error:
+        if self.request.retries < EMAIL_MAX_RETRIES:
+            raise self.retry(countdown=backoff_seconds(self.request.retries, base=30)) from error
+        emails.give_up(booking, change)
+
+
+@shared_task(acks_late=True)
+def send_due_reminders() -> int:
+    """Run by celery beat every few minutes: reminders that are due and not yet sent."""
+    return followup.send_due_reminders(now=timezone.now())

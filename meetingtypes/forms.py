@@ -37,6 +37,7 @@ class MeetingTypeForm(forms.ModelForm):
             "booking_window_days",
             "slot_interval_minutes",
             "daily_limit_per_host",
+            "reminder_minutes_before",
             "is_active",
         ]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}

@@ -68,6 +68,13 @@ class MeetingType(models.Model):
         validators=[MinValueValidator(1)],
         help_text=_("Most bookings of this type one host takes in a day. Empty: no limit."),
     )
+    reminder_minutes_before = models.PositiveIntegerField(
+        _("reminder (minutes before)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(5), MaxValueValidator(60 * 24 * 14)],
+        help_text=_("Email the client and hosts this long before the meeting, e.g. 1440 for 24 hours. Empty: none."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -293,9 +293,9 @@ def test_a_client_books_a_free_time(client, host, django_capture_on_commit_callb
     assert sorted(message.to[0] for message in mail.outbox) == sorted(["casey@example.com", host.user.email])
     to_client = next(m for m in mail.outbox if m.to == ["casey@example.com"])
     to_host = next(m for m in mail.outbox if m.to == [host.user.email])
-    assert to_client.subject == "Confirmed: Intro call — Tue 8 Dec 2026, 11:00 CET"
+    assert to_client.subject == "Confirmed: Intro call on Tue 8 Dec, 11:00 CET"
     assert booking.manage_url() in to_client.body and "Hana Host" in to_client.body
-    assert to_host.subject == "Confirmed: Intro call — Tue 8 Dec 2026, 10:00 UTC"
+    assert to_host.subject == "New booking: Intro call with Casey Client on Tue 8 Dec, 10:00 UTC"
     assert "Casey Client <casey@example.com>" in to_host.body and "Please call me first." in to_host.body
 
     # The confirmation page greets the client; the time is gone from the calendar.
@@ -753,7 +753,7 @@ def test_a_client_moves_the_booking_and_keeps_the_host(client, hosts, django_cap
     assert (row.occupied_start, row.occupied_end) == (at(TUESDAY, "14:00"), at(TUESDAY, "14:30"))
     assert "10:00" in slots(client, meeting_type, month="2026-12")["2026-12-08"]
     assert sorted(m.to[0] for m in mail.outbox) == sorted(["casey@example.com", first.user.email])
-    assert all(m.subject.startswith("Moved: Intro call") for m in mail.outbox)
+    assert all(m.subject.startswith("New time: Intro call") for m in mail.outbox)
     assert "Your booking was moved" in client.get(response["Location"]).content.decode()
 
 

@@ -139,8 +139,8 @@ def _all_url_names() -> set[str]:
             if isinstance(pattern, URLResolver):
                 if pattern.app_name and pattern.app_name.startswith(("account", "allauth")):
                     continue  # django-allauth's own views: login, logout, reset, confirmation
-                if pattern.app_name == "zoom_sandbox":
-                    continue  # the local fake of Zoom, mounted only in development (tests/test_zoom_sandbox.py)
+                if pattern.app_name in ("zoom_sandbox", "outbox"):
+                    continue  # development only: the fake Zoom and the email outbox (tested on their own)
                 ns = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
                 walk(pattern.url_patterns, ns)
             elif isinstance(pattern, URLPattern) and pattern.name and not pattern.name.startswith("account_"):

@@ -134,6 +134,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": 300.0},
+}
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
@@ -206,6 +209,14 @@ elif env("EMAIL_HOST"):
     EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 else:
     EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# The development outbox (tsp/outbox.py): with DEBUG and no email server configured, sent emails
+# are kept in var/outbox/ and shown at /dev/outbox/. Never with DEBUG off.
+EMAIL_OUTBOX = DEBUG and env_bool(
+    "EMAIL_OUTBOX", not (env("EMAIL_URL") or env("EMAIL_HOST") or env("EMAIL_BACKEND"))
+)
+EMAIL_OUTBOX_DIR = env("EMAIL_OUTBOX_DIR", str(BASE_DIR / "var" / "outbox"))
+if EMAIL_OUTBOX:
+    EMAIL_BACKEND = "tsp.outbox.OutboxEmailBackend"
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "TeamSchedulerPro <no-reply@teamschedulerpro.local>")
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)

@@ -15,6 +15,9 @@ urlpatterns = [
     path("help/", include("tsp.help_urls")),
 ]
 
+if settings.EMAIL_OUTBOX:
+    urlpatterns.append(path("dev/outbox/", include("tsp.outbox")))
+
 if settings.PROVIDER_SANDBOX:
     urlpatterns.append(path("sandbox/zoom/", include("integrations.sandbox.urls")))
 
