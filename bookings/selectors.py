@@ -10,7 +10,7 @@ from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import DateOverride, TeamMember, WorkingHours
 
 from . import availability
-from .models import Booking, BookingHost
+from .models import Booking, BookingHost, EmailDelivery
 
 # Busy time and daily limits near the edges of a range matter too (buffers, local dates that
 # straddle the UTC range): load a day more on each side.
@@ -145,14 +145,21 @@ def get_booking_by_link(uid: str, token: str) -> Booking | None:
 
 
 def bookings_for_dashboard(*, viewer: TeamMember, upcoming: bool, now: datetime):
-    """Admins see every booking of the organization, members their own. Three queries a page."""
+    """Admins see every booking of the organization, members their own. Four queries a page."""
     bookings = Booking.objects.filter(organization_id=viewer.organization_id)
     if not viewer.is_admin:
         bookings = bookings.filter(host_rows__member=viewer)
     bookings = bookings.filter(Q(end__gte=now) if upcoming else Q(end__lt=now))
     return (
         bookings.select_related("meeting_type", "video_meeting__host")
-        .prefetch_related(Prefetch("host_rows", queryset=BookingHost.objects.select_related("member")))
+        .prefetch_related(
+            Prefetch("host_rows", queryset=BookingHost.objects.select_related("member")),
+            Prefetch(
+                "email_deliveries",
+                queryset=EmailDelivery.objects.filter(state=EmailDelivery.State.FAILED),
+                to_attr="failed_emails",
+            ),
+        )
         .order_by("start" if upcoming else "-start", "id")
         .distinct()
     )
