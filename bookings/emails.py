@@ -40,7 +40,13 @@ class Recipient:
 
 
 def _hosts(booking: Booking):
-    return [row.member for row in booking.host_rows.all() if row.is_active or booking.is_cancelled]
+    """The booking's hosts in the meeting type's host order (as integrations.video picks the video
+    host): the first is the invitation's organizer."""
+    members = [row.member for row in booking.host_rows.all() if row.is_active or booking.is_cancelled]
+    if len(members) > 1:
+        order = dict(booking.meeting_type.host_links.values_list("member_id", "position"))
+        members.sort(key=lambda member: (order.get(member.pk, 1_000), member.pk))
+    return members
 
 
 def client_of(booking: Booking) -> Recipient:
@@ -94,6 +100,12 @@ def invitation(booking: Booking, *, kind: str, recipient: Recipient) -> Invitati
     if recipient.is_client and not booking.is_cancelled:
         lines.append(f"Reschedule: {settings.SITE_URL}{booking.reschedule_url()}")
         lines.append(f"Cancel: {settings.SITE_URL}{booking.cancel_url()}")
+    attendees = [Person(booking.client_name, booking.client_email)]
+    attendees += [Person(h.display_name, h.user.email) for h in hosts]
+    if kind == Kind.CANCELLATION and recipient.email not in {person.email for person in attendees}:
+        # A host removed from the booking (moved to another host): RFC 5546 wants the CANCEL to
+        # list the attendee it removes.
+        attendees.append(Person(recipient.name, recipient.email))
     return Invitation(
         uid=f"{booking.uid}@teamschedulerpro",
         sequence=booking.sequence,
@@ -105,10 +117,7 @@ def invitation(booking: Booking, *, kind: str, recipient: Recipient) -> Invitati
         location=_where(booking),
         url=meeting.join_url if meeting is not None else "",
         organizer=organizer,
-        attendees=(
-            Person(booking.client_name, booking.client_email),
-            *(Person(h.display_name, h.user.email) for h in hosts),
-        ),
+        attendees=tuple(attendees),
     )
 
 
@@ -132,7 +141,8 @@ def compose(booking: Booking, *, kind: str, recipient: Recipient, previous_start
     if kind != Kind.ACTION_NEEDED:
         method = "CANCEL" if kind == Kind.CANCELLATION else "REQUEST"
         ics = to_ics(invitation(booking, kind=kind, recipient=recipient))
-        message.attach("invite.ics", ics, f"text/calendar; method={method}; charset=utf-8")
+        # Django adds the charset parameter itself; naming it here too would repeat it.
+        message.attach("invite.ics", ics, f"text/calendar; method={method}")
     return message
 
 
@@ -184,9 +194,11 @@ def deliver(booking: Booking, *, kind: str, recipient: Recipient, previous_start
 
 
 def give_up(booking: Booking, kind: str) -> None:
-    """After the last retry: what is still unsent is failed, and shown to admins on the booking."""
+    """After the last retry: what the event left unsent is failed, and shown to admins on the booking.
+    Its emails are those of recipients_for() and the hosts' "action needed"."""
+    kinds = {kind, Kind.ACTION_NEEDED} | ({Kind.CANCELLATION} if kind == Kind.UPDATE else set())
     EmailDelivery.objects.filter(
-        booking=booking, kind=kind, sequence=booking.sequence, state=EmailDelivery.State.PENDING
+        booking=booking, kind__in=kinds, sequence=booking.sequence, state=EmailDelivery.State.PENDING
     ).update(state=EmailDelivery.State.FAILED)
 
 

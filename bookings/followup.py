@@ -3,7 +3,18 @@
 import logging
 from datetime import datetime, timedelta
 
-from django.db.models import F, Prefetch
+from django.db.models import (
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+)
+from django.db.models.functions import Cast
 
 from integrations import video
 
@@ -49,14 +60,29 @@ def send_emails(
     pairs = emails.recipients_for(booking, change, previous_host_ids=previous_host_ids)
     if action_needed and change != Kind.CANCELLATION:
         pairs += [(host, Kind.ACTION_NEEDED) for host in emails.hosts_of(booking)]
+    temporary_failure = None
     for recipient, kind in pairs:
-        emails.deliver(booking, kind=kind, recipient=recipient, previous_start=previous_start)
+        # One address the server can't take now must not hold back the others' emails.
+        try:
+            emails.deliver(booking, kind=kind, recipient=recipient, previous_start=previous_start)
+        except emails.TemporaryEmailFailure as error:
+            temporary_failure = temporary_failure or error
+    if temporary_failure is not None:
+        raise temporary_failure
 
 
 def send_due_reminders(*, now: datetime) -> int:
     """Reminders for confirmed bookings whose reminder time has come, for their current time only
     (the delivery is keyed by the booking's sequence: a moved booking gets a reminder for its new
     time, never one for the old)."""
+    # (Cast: SQLite's duration arithmetic refuses a PositiveIntegerField operand.)
+    minutes = Cast("meeting_type__reminder_minutes_before", IntegerField())
+    before = ExpressionWrapper(minutes * timedelta(minutes=1), output_field=DurationField())
+    reminders = EmailDelivery.objects.filter(booking=OuterRef("pk"), kind=Kind.REMINDER, sequence=OuterRef("sequence"))
+    # Still to send: one a temporary failure put back (PENDING), or one a dead worker left behind.
+    unsent = Q(state=EmailDelivery.State.PENDING) | Q(
+        state=EmailDelivery.State.SENDING, claimed_at__lt=now - emails.STALE_CLAIM
+    )
     due = (
         Booking.objects.filter(
             status=Booking.Status.CONFIRMED,
@@ -64,9 +90,9 @@ def send_due_reminders(*, now: datetime) -> int:
             meeting_type__reminder_minutes_before__isnull=False,
             start__lte=now + timedelta(days=14),
         )
-        .alias(reminder_at=F("start") - F("meeting_type__reminder_minutes_before") * timedelta(minutes=1))
+        .alias(reminder_at=ExpressionWrapper(F("start") - before, output_field=DateTimeField()))
         .filter(reminder_at__lte=now)
-        .exclude(email_deliveries__kind=Kind.REMINDER, email_deliveries__sequence=F("sequence"))
+        .filter(~Exists(reminders) | Exists(reminders.filter(unsent)))
         .values_list("pk", flat=True)
     )
     sent = 0

@@ -3,6 +3,7 @@ from datetime import datetime
 from celery import shared_task
 from django.utils import timezone
 
+from integrations.models import VideoMeeting
 from integrations.tasks import backoff_seconds
 from integrations.video import RetryLater
 
@@ -26,6 +27,10 @@ def booking_changed(
     """
     try:
         outcome = followup.sync_video(booking_id, change)
+        if outcome.state == VideoMeeting.State.CREATING:
+            # Another worker is creating the meeting right now. Come back once it is settled:
+            # emails sent now would lack the link, and each email goes out only once.
+            raise RetryLater("another worker is creating the video meeting")
     except RetryLater as later:
         if self.request.retries < VIDEO_MAX_RETRIES:
             raise self.retry(countdown=backoff_seconds(self.request.retries, retry_after=later.retry_after)) from later

@@ -22,7 +22,12 @@ logger = logging.getLogger(__name__)
 @transaction.atomic
 def save_connection(*, member: TeamMember, provider: str, tokens: TokenSet, account: Account) -> Connection:
     """Store a new connection, replacing any earlier one of that member and provider (never two)."""
-    Connection.objects.filter(member=member, provider=provider).delete()
+    replaced = Connection.objects.select_for_update().filter(member=member, provider=provider)
+    for old in replaced.exclude(external_user_id=account.user_id):
+        # Another provider account than before: nothing of ours should stay authorized on it.
+        # (A new authorization by the same account already ended its older tokens.)
+        _revoke_later(provider, old)
+    replaced.delete()
     # One provider account belongs to one member: connecting it here disconnects it elsewhere.
     Connection.objects.filter(provider=provider, external_user_id=account.user_id).delete()
     connection = Connection(
@@ -46,15 +51,33 @@ def disconnect(*, member: TeamMember, provider: str) -> bool:
     connection = Connection.objects.select_for_update().filter(member=member, provider=provider).first()
     if connection is None:
         return False
+    _revoke_later(provider, connection)
+    connection.delete()
+    return True
+
+
+def revoke_unsaved(*, provider: str, tokens: TokenSet) -> None:
+    """Tokens we were given but will not keep (the connect could not finish): revoke them."""
+    pending = PendingRevocation(provider=provider)
+    pending.access_token = tokens.access_token
+    pending.refresh_token = tokens.refresh_token
+    with transaction.atomic():
+        pending.save()
+        _enqueue_revocation(pending)
+
+
+def _revoke_later(provider: str, connection: Connection) -> None:
     pending = PendingRevocation(provider=provider)
     pending.access_token_encrypted = connection.access_token_encrypted
     pending.refresh_token_encrypted = connection.refresh_token_encrypted
     pending.save()
-    connection.delete()
+    _enqueue_revocation(pending)
+
+
+def _enqueue_revocation(pending: PendingRevocation) -> None:
     from .tasks import revoke_tokens
 
     enqueue_after_commit(revoke_tokens, pending.pk)
-    return True
 
 
 @transaction.atomic

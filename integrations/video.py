@@ -138,10 +138,22 @@ def ensure_meeting(booking: Booking) -> Outcome:
 def _create(meeting: VideoMeeting, booking: Booking, connection: Connection) -> Outcome:
     client = client_for(connection.provider)
     request = meeting_request(booking, connection.member.time_zone)
+    create_errors = []
+
+    def create(token: str):
+        try:
+            return client.create_meeting(token, request)
+        except http.TransientHTTPError as error:
+            create_errors.append(error)
+            raise
+
     try:
-        created = call_with_token(connection.pk, lambda token: client.create_meeting(token, request))
+        created = call_with_token(connection.pk, create)
     except http.TransientHTTPError as error:
-        if error.sent is False or error.status is not None:
+        # Only the create request itself can have made a meeting; a token refresh that failed,
+        # even by timing out, means the create was never sent.
+        from_create = any(error is seen for seen in create_errors)
+        if not from_create or error.sent is False or error.status is not None:
             # Nothing was created: give the claim back for the retry.
             _set(meeting, state=VideoMeeting.State.PENDING, last_error=str(error)[:500])
             raise RetryLater(str(error), error.retry_after) from error

@@ -134,6 +134,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE = {
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": 300.0},
 }
@@ -211,9 +212,7 @@ else:
     EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 # The development outbox (tsp/outbox.py): with DEBUG and no email server configured, sent emails
 # are kept in var/outbox/ and shown at /dev/outbox/. Never with DEBUG off.
-EMAIL_OUTBOX = DEBUG and env_bool(
-    "EMAIL_OUTBOX", not (env("EMAIL_URL") or env("EMAIL_HOST") or env("EMAIL_BACKEND"))
-)
+EMAIL_OUTBOX = DEBUG and env_bool("EMAIL_OUTBOX", not (env("EMAIL_URL") or env("EMAIL_HOST") or env("EMAIL_BACKEND")))
 EMAIL_OUTBOX_DIR = env("EMAIL_OUTBOX_DIR", str(BASE_DIR / "var" / "outbox"))
 if EMAIL_OUTBOX:
     EMAIL_BACKEND = "tsp.outbox.OutboxEmailBackend"

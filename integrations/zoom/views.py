@@ -64,11 +64,15 @@ def callback(request):
     elif not request.GET.get("code"):
         return _refuse(request, _("Zoom sent us back without an authorization. Nothing was saved."))
     else:
+        tokens = None
         try:
             tokens = client.exchange_code(code=request.GET["code"], redirect_uri=redirect_uri(), verifier=flow.verifier)
             account = client.get_account(tokens.access_token)
         except (http.HTTPError, ProviderResponseError) as error:
             logger.warning("Zoom connect for member %s failed: %s", request.member.pk, error)
+            if tokens is not None:
+                # Zoom authorized us but we could not finish: leave no live access behind.
+                services.revoke_unsaved(provider=Provider.ZOOM, tokens=tokens)
             messages.error(request, _("Zoom did not accept the connection. Please try again."))
             response = _back_to_card(request)
         else:
@@ -104,6 +108,8 @@ def zoom_webhook(request):
         event = json.loads(request.body)
         name, payload = event["event"], event.get("payload") or {}
     except (ValueError, KeyError, TypeError):
+        return JsonResponse({"error": "malformed event"}, status=400)
+    if not isinstance(payload, dict):
         return JsonResponse({"error": "malformed event"}, status=400)
     if name == "endpoint.url_validation":
         plain = payload.get("plainToken")
