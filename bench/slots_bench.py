@@ -136,37 +136,57 @@ def add_bookings(meeting_type, members, count: int, month: date, taken: dict, rn
             BookingHost(booking=booking, member=member, occupied_start=booking.start, occupied_end=booking.end)
             for booking, member in zip(chunk, hosts[offset : offset + 5000], strict=True)
         )
+    # A live database has planner statistics and a visibility map (autovacuum keeps them);
+    # a freshly bulk-loaded one has neither until autovacuum gets round to it.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE bookings_booking")
+        cursor.execute("VACUUM ANALYZE bookings_bookinghost")
 
 
 def measure_month(meeting_type, month: date) -> dict:
-    from django.db import connection, reset_queries
+    """Server time of one month of slots: worked out from the database ("cold", the cache
+    emptied before each request) and served from the page cache ("cached", nothing changed)."""
+    from django.core.cache import cache
+    from django.db import connection
     from django.test import Client
     from django.urls import reverse
 
     client = Client()
     url = reverse("bookings:slots", args=[meeting_type.organization.slug, meeting_type.slug])
     params = {"month": month.strftime("%Y-%m"), "tz": "Europe/Berlin"}
-    executed: list[str] = []
 
-    def count(execute, sql, params, many, context):
-        executed.append(sql)
-        return execute(sql, params, many, context)
+    def timed_request(executed: list[str]) -> float:
+        def count(execute, sql, params, many, context):
+            executed.append(sql)
+            return execute(sql, params, many, context)
 
-    with connection.execute_wrapper(count):
-        response = client.get(url, params, secure=True)
-    assert response.status_code == 200, response.content[:200]
+        with connection.execute_wrapper(count):
+            started = time.perf_counter()
+            response = client.get(url, params, secure=True)
+            elapsed = (time.perf_counter() - started) * 1000
+        assert response.status_code == 200, response.content[:200]
+        return elapsed
+
+    cache.clear()
+    response = client.get(url, params, secure=True)
     n_slots = sum(len(day) for day in response.json()["days"].values())
-    timings = []
+    cold, cached = [], []
+    cold_queries: list[str] = []
+    cached_queries: list[str] = []
     for _ in range(RUNS):
-        reset_queries()
-        started = time.perf_counter()
-        response = client.get(url, params, secure=True)
-        timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200
+        cache.clear()
+        cold_queries.clear()
+        cold.append(timed_request(cold_queries))
+        cached_queries.clear()
+        cached.append(timed_request(cached_queries))
     return {
-        "median_ms": round(statistics.median(timings), 1),
-        "p90_ms": round(sorted(timings)[int(len(timings) * 0.9) - 1], 1),
-        "queries": len(executed),
+        "median_ms": round(statistics.median(cold), 1),
+        "p90_ms": round(sorted(cold)[int(len(cold) * 0.9) - 1], 1),
+        "queries": len(cold_queries),
+        "cached_median_ms": round(statistics.median(cached), 1),
+        "cached_queries": len(cached_queries),
         "slots": n_slots,
     }
 
@@ -225,7 +245,19 @@ def race(n_clients: int = 50) -> dict:
     }
 
 
+def machine_reference_ms(runs: int = 7) -> float:
+    """Median time of a fixed pure-Python workload: divide the slots time by it to compare runs
+    made on machines of different speed."""
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(timings), 1)
+
+
 def main() -> None:
+    reference = machine_reference_ms()
     recreate_database()
     setup_django()
     from django.conf import settings
@@ -253,7 +285,7 @@ def main() -> None:
 
     print()
     print(f"One month of slots ({month:%Y-%m}), round-robin, 30-min meetings every 15 min, buffers 5/5 min;")
-    print(f"server time per request, median of {RUNS} runs (ms) / SQL queries:")
+    print(f"server time per request, median of {RUNS} runs: worked out (ms, SQL queries) / from the page cache (ms):")
     header = "| hosts \\ bookings | " + " | ".join(f"{n:,}" for n in BOOKING_COUNTS) + " |"
     print(header)
     print("|" + "---|" * (len(BOOKING_COUNTS) + 1))
@@ -262,10 +294,13 @@ def main() -> None:
         for n_bookings in BOOKING_COUNTS:
             result = table[(n_hosts, n_bookings)]
             cells.append(
-                "n/a (does not fit)" if result is None else f"{result['median_ms']} ms / {result['queries']} q"
+                "n/a (does not fit)"
+                if result is None
+                else f"{result['median_ms']} ms, {result['queries']} q / {result['cached_median_ms']} ms"
             )
         print(f"| {n_hosts} | " + " | ".join(cells) + " |")
     print()
+    print(f"Machine reference (1M-square sum in pure Python, median): {reference} ms")
     print(
         f"Race: {race_result['clients']} parallel attempts on one slot → {race_result['booked']} booked, "
         f"{race_result['taken']} told 'just taken', other outcomes: {race_result['other'] or 'none'}; "
@@ -279,7 +314,13 @@ def main() -> None:
     results = {
         "recorded_at": now.isoformat(timespec="seconds"),
         "runs": RUNS,
-        "slots_month": {"hosts": 50, "bookings": 10_000, **main_cell},
+        "machine_reference_ms": reference,
+        "slots_month": {
+            "hosts": 50,
+            "bookings": 10_000,
+            **main_cell,
+            "per_reference": round(main_cell["median_ms"] / reference, 2),
+        },
         "growth": [
             {"hosts": h, "bookings": b, **(table[(h, b)] or {"skipped": "does not fit in one month"})}
             for h in HOST_COUNTS
@@ -287,13 +328,19 @@ def main() -> None:
         ],
         "race": race_result,
         "targets": {"slots_month_median_ms": 50, "slots_month_queries": 6},
+        "notes": "median_ms: worked out from the database; cached_median_ms: served from the page cache",
     }
     out = ROOT / "bench" / "results" / "latest.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nWritten to {out.relative_to(ROOT)}")
-    ok = main_cell["median_ms"] <= 50 and main_cell["queries"] <= 6
-    ok = ok and race_result["booked"] == 1 and race_result["taken"] == race_result["clients"] - 1
-    print("Targets met." if ok else "TARGETS MISSED.")
+    race_ok = race_result["booked"] == 1 and race_result["taken"] == race_result["clients"] - 1
+    for label, median in (
+        ("worked out", main_cell["median_ms"]),
+        ("from the page cache", main_cell["cached_median_ms"]),
+    ):
+        met = median <= 50 and main_cell["queries"] <= 6
+        print(f"50 hosts / 10,000 bookings, {label}: {median} ms, target 50 ms: {'met' if met else 'MISSED'}")
+    print(f"Queries: {main_cell['queries']} (target 6). Race: {'as required' if race_ok else 'FAILED'}.")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from django.utils import timezone
 from meetingtypes.models import MeetingType
 from tsp.tasks import enqueue_after_commit
 
-from . import availability, selectors
+from . import availability, selectors, slots
 from .models import Booking, BookingHost
 
 logger = logging.getLogger(__name__)
@@ -35,12 +35,15 @@ class BookingChange:
 def after_booking_change(
     booking: Booking, change: str, *, previous_start: datetime | None = None, previous_host_ids=()
 ) -> None:
-    """The one place that queues what follows a booking change (video meeting, emails).
+    """The one place that handles what follows a booking change: the cached booking pages of the
+    organization are forgotten, and the video meeting and emails are queued.
 
     Queued after the commit, with the primary key and the booking's sequence (which names the
     event): a rolled-back booking queues nothing.
     """
     from .tasks import booking_changed
+
+    slots.availability_changed(booking.organization_id)
 
     enqueue_after_commit(
         booking_changed,

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
+from bookings.slots import availability_changed
 from tsp.tasks import enqueue_after_commit
 
 from .models import DateOverride, MemberInvitation, TeamMember, WorkingHours, hash_invitation_token
@@ -105,6 +106,7 @@ def update_member(*, member: TeamMember, display_name: str, role: str, time_zone
     member.role = role
     member.time_zone = time_zone
     member.save(update_fields=["display_name", "role", "time_zone", "updated_at"])
+    availability_changed(member.organization_id)  # working hours are read in the member's zone
     return member
 
 
@@ -113,6 +115,7 @@ def update_own_profile(*, member: TeamMember, display_name: str, time_zone: str)
     member.display_name = display_name.strip()
     member.time_zone = time_zone
     member.save(update_fields=["display_name", "time_zone", "updated_at"])
+    availability_changed(member.organization_id)
     return member
 
 
@@ -123,6 +126,7 @@ def deactivate_member(*, member: TeamMember) -> None:
         raise ValidationError(_("The last admin of an organization can't be deactivated."))
     member.is_active = False
     member.save(update_fields=["is_active", "updated_at"])
+    availability_changed(member.organization_id)  # no longer a host anywhere
     MemberInvitation.objects.filter(member=member, used_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
@@ -134,6 +138,7 @@ def deactivate_member(*, member: TeamMember) -> None:
 def reactivate_member(*, member: TeamMember) -> None:
     member.is_active = True
     member.save(update_fields=["is_active", "updated_at"])
+    availability_changed(member.organization_id)
     User.objects.filter(pk=member.user_id).update(is_active=True)
 
 
@@ -145,6 +150,7 @@ def set_weekly_hours(*, member: TeamMember, weekly: dict[int, list[tuple[time, t
         for weekday, intervals in sorted(weekly.items())
         for start, end in intervals
     )
+    availability_changed(member.organization_id)
 
 
 @transaction.atomic
@@ -157,8 +163,10 @@ def set_date_override(*, member: TeamMember, date, intervals: list[tuple[time, t
         DateOverride.objects.bulk_create(
             DateOverride(member=member, date=date, start=start, end=end) for start, end in intervals
         )
+    availability_changed(member.organization_id)
 
 
 def remove_date_override(*, member: TeamMember, date) -> int:
     deleted, _ = DateOverride.objects.filter(member=member, date=date).delete()
+    availability_changed(member.organization_id)
     return deleted

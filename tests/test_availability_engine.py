@@ -20,6 +20,8 @@ from bookings.availability import (
     SlotRules,
     WorkingInterval,
     available_slots,
+    available_starts,
+    epoch_microseconds,
     is_bookable,
     occupied_range,
 )
@@ -845,3 +847,36 @@ def test_property_a_narrower_range_returns_exactly_the_slots_inside_it(scenario,
     inner_start, inner_end = start + trim_start * timedelta(minutes=25), end - trim_end * timedelta(minutes=25)
     inner = available_slots(slot_rules, hosts, start=inner_start, end=inner_end, now=now)
     assert inner == [slot for slot in everything if inner_start <= slot.start < inner_end]
+
+
+@PROPERTY
+@given(scenarios())
+def test_property_the_calendar_page_offers_exactly_the_starts_of_the_bookable_slots(scenario):
+    slot_rules, hosts, start, end, now = scenario
+    slots = available_slots(slot_rules, hosts, start=start, end=end, now=now)
+    assert available_starts(slot_rules, hosts, start=start, end=end, now=now) == [slot.start for slot in slots]
+
+
+@PROPERTY
+@given(scenarios())
+def test_property_busy_time_read_as_epoch_microseconds_gives_the_same_slots(scenario):
+    """The database hands busy time over as integers; the answer must not depend on the form."""
+    slot_rules, hosts, start, end, now = scenario
+    as_integers = [
+        replace(
+            one,
+            busy=tuple((epoch_microseconds(begin), epoch_microseconds(finish)) for begin, finish in one.busy),
+            booked_starts=tuple(epoch_microseconds(moment) for moment in one.booked_starts),
+        )
+        for one in hosts
+    ]
+    assert available_slots(slot_rules, as_integers, start=start, end=end, now=now) == available_slots(
+        slot_rules, hosts, start=start, end=end, now=now
+    )
+
+
+def test_busy_time_in_neither_form_is_refused():
+    with pytest.raises(ValueError, match="timezone-aware datetimes or epoch microseconds"):
+        HostAvailability(1, "UTC", (), busy=((1.5, 2.5),))
+    with pytest.raises(ValueError, match="timezone-aware datetimes or epoch microseconds"):
+        HostAvailability(1, "UTC", (), booked_starts=(True,))
