@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from meetingtypes.models import MeetingType
+from members.models import TeamMember
 from tsp.tasks import enqueue_after_commit
 
 from . import availability, selectors, slots
@@ -53,6 +54,19 @@ def after_booking_change(
         previous_start.isoformat() if previous_start else None,
         list(previous_host_ids),
     )
+
+
+def _lock_hosts_for_daily_limit(meeting_type: MeetingType) -> None:
+    """With a per-host daily limit, book one at a time per host.
+
+    The exclusion constraint stops overlapping bookings, but two bookings at different times of
+    one day could both pass the limit check, each not seeing the other. Locking the hosts' rows
+    first (in id order, so two bookings never wait on each other) makes the second wait, and its
+    check then reads the first booking (each statement sees what committed before it began).
+    """
+    if meeting_type.daily_limit_per_host:
+        host_ids = meeting_type.host_links.values_list("member_id", flat=True)
+        list(TeamMember.objects.select_for_update().filter(pk__in=host_ids).order_by("pk").values_list("pk"))
 
 
 def _free_hosts(meeting_type: MeetingType, start: datetime, now: datetime, exclude_booking_id=None) -> tuple[int, ...]:
@@ -109,6 +123,7 @@ def book(
     if not meeting_type.is_active:
         raise SlotUnavailable
     with transaction.atomic():
+        _lock_hosts_for_daily_limit(meeting_type)
         free = _free_hosts(meeting_type, start, now)
         if not free:
             raise SlotUnavailable
@@ -139,6 +154,7 @@ def reschedule(*, booking: Booking, start: datetime, now: datetime | None = None
         booking = Booking.objects.select_for_update().select_related("meeting_type").get(pk=booking.pk)
         _ensure_changeable(booking, now)
         meeting_type = booking.meeting_type
+        _lock_hosts_for_daily_limit(meeting_type)
         free = _free_hosts(meeting_type, start, now, exclude_booking_id=booking.pk)
         if not free:
             raise SlotUnavailable

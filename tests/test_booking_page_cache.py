@@ -152,14 +152,15 @@ def test_times_that_came_too_close_to_book_leave_the_cached_page(client, hana):
         hana.organization, [hana], assignment=MeetingType.Assignment.ONE_PERSON, minimum_notice_minutes=60
     )
     monday = NOW.date().isoformat()
-    assert december(client, meeting_type)[monday][0] == "09:00"
+    with time_machine.travel(NOW.replace(hour=7, minute=59, second=50), tick=False):
+        assert december(client, meeting_type)[monday][0] == "09:00"
 
-    with time_machine.travel(NOW.replace(hour=9, minute=10), tick=False):
+    with time_machine.travel(NOW.replace(hour=8, minute=0, second=10), tick=False):  # 20 seconds later
         again = queries_for_december(client, meeting_type)
         page = december(client, meeting_type)
 
     assert not reads_availability(again)  # still the cached page…
-    assert page[monday][0] == "10:30"  # …without the times now less than an hour away
+    assert page[monday][0] == "09:30"  # …without 09:00, now less than an hour away
 
 
 def test_a_change_in_another_organization_leaves_this_cache_alone(client, consultation, outsider):

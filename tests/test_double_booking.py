@@ -169,3 +169,38 @@ def test_a_round_robin_race_gives_each_free_host_one_booking(member, other_membe
     assert sorted(statuses).count("won") == 2
     hosts = sorted(BookingHost.objects.filter(is_active=True).values_list("member_id", flat=True))
     assert hosts == sorted([member.pk, other_member.pk])
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_clients_racing_for_different_times_of_one_day_never_pass_the_daily_limit(member):
+    meeting_type = _meeting_type(member.organization, [member], daily_limit_per_host=1)
+    url = reverse("bookings:slots", args=[member.organization.slug, meeting_type.slug])
+    days = Client().get(url, {"tz": member.time_zone}).json()["days"]
+    day = next(day for day in sorted(days) if len(days[day]) >= 10)
+    starts = [slot["start"] for slot in days[day][:10]]
+    book_url = reverse("bookings:book", args=[member.organization.slug, meeting_type.slug])
+    barrier = threading.Barrier(10)
+    statuses: list[str] = []
+    lock = threading.Lock()
+
+    def attempt(n: int) -> None:
+        client = Client(REMOTE_ADDR=f"10.2.0.{n + 1}")
+        try:
+            barrier.wait()
+            response = client.post(
+                book_url, {"name": "C", "email": f"c{n}@example.com", "start": starts[n], "time_zone": "UTC"}
+            )
+            with lock:
+                statuses.append("won" if "booked=1" in response.get("Location", "") else "taken")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert sorted(statuses) == ["taken"] * 9 + ["won"]
+    assert Booking.objects.filter(status=Booking.Status.CONFIRMED).count() == 1
