@@ -113,3 +113,16 @@ def _tasks_run_in_process():
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run a booking service call, then what its commit queues (video step, emails), in-process."""
+
+    def run(action, **arguments):
+        with django_capture_on_commit_callbacks(execute=True):
+            booking = action(**arguments)
+        booking.refresh_from_db()
+        return booking
+
+    return run

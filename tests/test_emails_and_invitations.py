@@ -66,19 +66,6 @@ def uma(make_member, organization):
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run a booking service call, then what its commit queues (video step, emails), in-process."""
-
-    def run(action, **arguments) -> Booking:
-        with django_capture_on_commit_callbacks(execute=True):
-            booking = action(**arguments)
-        booking.refresh_from_db()
-        return booking
-
-    return run
-
-
-@pytest.fixture
 def book(committed):
     def make(meeting_type, start=TUESDAY_9_UTC, **client) -> Booking:
         return committed(

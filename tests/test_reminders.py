@@ -48,17 +48,6 @@ def clock(request):
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    def run(action, **arguments):
-        with django_capture_on_commit_callbacks(execute=True):
-            booking = action(**arguments)
-        booking.refresh_from_db()
-        return booking
-
-    return run
-
-
-@pytest.fixture
 def booked(committed, host):
     """A booking for MEETING of a meeting type with a reminder a day before; the booking emails
     are out of the way, so mail.outbox holds only what the reminder run sends."""
