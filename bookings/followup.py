@@ -107,3 +107,29 @@ def send_due_reminders(*, now: datetime) -> int:
                 logger.info("booking %s: reminder to be retried on the next run", booking_id)
         sent += 1
     return sent
+
+
+# A follow-up still running (the video step retries for up to about 11 minutes) must not be
+# taken for a missed one; a duplicate would do no harm (every step is claimed in the database),
+# only extra work.
+MISSED_AFTER = timedelta(minutes=30)
+MISSED_LOOKBACK = timedelta(days=2)
+
+
+def missed_follow_ups(*, now: datetime) -> list[tuple[int, str, int]]:
+    """(booking id, change, sequence) of recent changes whose follow-up never ran: no email of the
+    booking's current sequence exists. That happens when the broker was down at the commit."""
+    emailed = EmailDelivery.objects.filter(booking=OuterRef("pk"), sequence=OuterRef("sequence"))
+    rows = (
+        Booking.objects.filter(updated_at__lte=now - MISSED_AFTER, updated_at__gte=now - MISSED_LOOKBACK, start__gt=now)
+        .filter(~Exists(emailed))
+        .values_list("pk", "status", "sequence")
+        .order_by("pk")
+    )
+    return [(pk, _change_of(status, sequence), sequence) for pk, status, sequence in rows]
+
+
+def _change_of(status: str, sequence: int) -> str:
+    if status == Booking.Status.CANCELLED:
+        return Kind.CANCELLATION.value
+    return (Kind.CONFIRMATION if sequence == 0 else Kind.UPDATE).value

@@ -1,6 +1,7 @@
 """Month pages of bookable times for the booking calendar, in the client's time zone."""
 
 import hashlib
+import logging
 import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -12,6 +13,8 @@ from django.db import transaction
 from meetingtypes.models import MeetingType
 
 from . import availability, selectors
+
+logger = logging.getLogger(__name__)
 
 
 def month_start(day: date) -> date:
@@ -53,10 +56,22 @@ def _version_key(organization_id: int) -> str:
     return f"availability-version:{organization_id}"
 
 
-def _new_version(organization_id: int) -> None:
+def _new_version(organization_id: int) -> str:
     # A fresh random value rather than an increment (an evicted counter restarting at 1 could
     # bring back pages cached under that number) or a clock reading (two changes can share one).
-    cache.set(_version_key(organization_id), uuid.uuid4().hex, None)
+    version = uuid.uuid4().hex
+    _cache_call(cache.set, _version_key(organization_id), version, None)
+    return version
+
+
+def _cache_call(method, *args):
+    """A cache read or write that never fails the request: with the cache down, pages are worked
+    out every time and bookings go through (their re-check reads the database, not the cache)."""
+    try:
+        return method(*args)
+    except Exception:  # whatever the cache backend raises (redis.ConnectionError, timeouts, …)
+        logger.warning("cache unavailable for booking pages", exc_info=True)
+        return None
 
 
 def slots_in_month(
@@ -65,18 +80,17 @@ def slots_in_month(
     """{'2026-12-03': [{'start': '2026-12-03T08:00:00Z', 'time': '09:00'}, …]} for the days with times."""
     if exclude_booking_id is not None:  # a client moving their booking: rare, always computed
         return _compute_month(meeting_type, month=month, zone=zone, now=now, exclude_booking_id=exclude_booking_id)
-    version = cache.get(_version_key(meeting_type.organization_id))
+    version = _cache_call(cache.get, _version_key(meeting_type.organization_id))
     if version is None:
-        _new_version(meeting_type.organization_id)
-        version = cache.get(_version_key(meeting_type.organization_id))
+        version = _new_version(meeting_type.organization_id)
     # The meeting type's own settings are part of the key: editing them needs no invalidation.
     rules = selectors.slot_rules(meeting_type)
     settings_hash = hashlib.sha256(repr(rules).encode()).hexdigest()[:16]
     key = f"slots-month:{meeting_type.pk}:{settings_hash}:{version}:{month:%Y-%m}:{zone.key}"
-    days = cache.get(key)
+    days = _cache_call(cache.get, key)
     if days is None:
         days = _compute_month(meeting_type, month=month, zone=zone, now=now)
-        cache.set(key, days, PAGE_CACHE_SECONDS)
+        _cache_call(cache.set, key, days, PAGE_CACHE_SECONDS)
         return days
     # Computed a little earlier: drop the times that have since come too close to book.
     earliest_moment = (now + rules.minimum_notice).astimezone(UTC)

@@ -70,3 +70,14 @@ def send_booking_emails(
 def send_due_reminders() -> int:
     """Run by celery beat every few minutes: reminders that are due and not yet sent."""
     return followup.send_due_reminders(now=timezone.now())
+
+
+@shared_task(acks_late=True)
+def resend_missed_follow_ups() -> int:
+    """Run by celery beat: queue again the follow-up of booking changes that never got queued
+    (the broker was down at the commit). The previous time and hosts of a reschedule are not
+    known any more: the email says the meeting has a new time without naming the old one."""
+    missed = followup.missed_follow_ups(now=timezone.now())
+    for booking_id, change, sequence in missed:
+        booking_changed.delay(booking_id, change, sequence, None, [])
+    return len(missed)

@@ -184,3 +184,19 @@ def test_a_client_moving_a_booking_always_gets_fresh_times(client, consultation)
     # The booking's own time is free to the client moving it, whatever the cache holds.
     assert "10:00" in slots(client, consultation, month=DECEMBER, url=moving)[TUESDAY_KEY]
     assert "10:00" not in december(client, consultation)[TUESDAY_KEY]
+
+
+def test_with_the_cache_down_pages_are_worked_out_and_clients_can_still_book(client, consultation, monkeypatch):
+    from django.core.cache import cache
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("cache server unreachable")
+
+    for method in ("get", "set", "add", "incr"):
+        monkeypatch.setattr(cache, method, unreachable)
+    assert "10:00" in december(client, consultation)[TUESDAY_KEY]
+
+    response = book_via_page(client, consultation, iso(at(TUESDAY, "10:00")))
+
+    assert response.status_code == 302 and "booked=1" in response["Location"]
+    assert "10:00" not in december(client, consultation)[TUESDAY_KEY]
