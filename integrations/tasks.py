@@ -1,7 +1,9 @@
 import logging
 import random
+from datetime import timedelta
 
 from celery import shared_task
+from django.utils import timezone
 
 from . import http
 from .models import PendingRevocation
@@ -51,3 +53,18 @@ def _revoke_through_refresh(client, pending: PendingRevocation) -> None:
         logger.info(
             "revocation %s: refresh token refused too (HTTP %s): nothing left to revoke", pending.pk, error.status
         )
+
+
+@shared_task(acks_late=True)
+def resend_missed_revocations() -> int:
+    """Run by celery beat: revocations that were never queued (the broker was down when the member
+    disconnected) are queued now. A revocation that ran has either finished (row deleted) or
+    counted an attempt."""
+    missed = list(
+        PendingRevocation.objects.filter(attempts=0, created_at__lte=timezone.now() - timedelta(minutes=30))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:500]
+    )
+    for pending_id in missed:
+        revoke_tokens.delay(pending_id)
+    return len(missed)

@@ -119,6 +119,36 @@ def test_when_zoom_fails_to_revoke_the_tokens_are_gone_at_once_and_revocation_is
     assert zoom.state_summary()["failures"] == []
 
 
+def test_a_disconnect_while_the_broker_is_down_is_revoked_once_it_is_back(maya, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from kombu.exceptions import OperationalError
+
+    from integrations import tasks as integration_tasks
+
+    connection = connect_member(maya, MAYA_ZOOM)
+    old_access = connection.access_token
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("Connection refused.")
+
+    monkeypatch.setattr(integration_tasks.revoke_tokens, "delay", unreachable)
+    response = press_disconnect(browser_for(maya, enforce_csrf_checks=True))
+
+    assert response.status_code == 302
+    assert not Connection.objects.filter(member=maya).exists()  # deleted here at once…
+    assert zoom_api("GET", "/users/me", old_access).status_code == 200  # …but not yet revoked at Zoom
+    monkeypatch.undo()  # the broker is back
+    assert integration_tasks.resend_missed_revocations() == 0  # just now: may still be on its way
+    PendingRevocation.objects.update(created_at=timezone.now() - timedelta(minutes=31))
+
+    assert integration_tasks.resend_missed_revocations() == 1
+
+    assert zoom_api("GET", "/users/me", old_access).status_code == 401
+    assert not PendingRevocation.objects.exists()
+
+
 def test_meetings_created_before_disconnecting_stay_on_the_zoom_account(maya):
     connect_member(maya, MAYA_ZOOM)
     booking = book_zoom_meeting(zoom_meeting_type(maya.organization, [maya]), weekday_at(10))

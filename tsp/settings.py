@@ -138,6 +138,7 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE = {
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": 300.0},
     "missed-follow-ups": {"task": "bookings.tasks.resend_missed_follow_ups", "schedule": 600.0},
+    "missed-revocations": {"task": "integrations.tasks.resend_missed_revocations", "schedule": 600.0},
 }
 
 AUTH_USER_MODEL = "accounts.User"
