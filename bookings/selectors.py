@@ -107,6 +107,9 @@ def _busy_per_member(taken) -> list[tuple[int, Sequence, Sequence]]:
     engine's epoch microseconds): the driver turns those into Python ints far faster than it
     builds aware datetimes, and one row per host saves the per-row overhead. SQLite keeps the
     plain read of datetimes.
+
+    The two arrays pair up element by element: PostgreSQL feeds each input row to every
+    aggregate of its group in one pass, and neither aggregate sorts its input on its own.
     """
     if connections[taken.db].vendor == "postgresql":
         rows = (
