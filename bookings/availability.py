@@ -72,9 +72,7 @@ def _check_wall_clock_span(start: time, end: time, what: str) -> None:
 
 def epoch_microseconds(moment: datetime) -> int:
     """An aware datetime as the engine's `Instant`: whole microseconds since the Unix epoch."""
-    if not isinstance(moment, datetime) or moment.utcoffset() is None:
-        raise ValueError(f"expected a timezone-aware datetime, got {moment!r}")
-    return (moment - _EPOCH) // _MICROSECOND
+    return _instant(moment, "moment")
 
 
 def _as_instants(moments: Sequence, what: str) -> tuple[Instant, ...]:

@@ -5,6 +5,7 @@ import logging
 import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
@@ -131,6 +132,8 @@ def _by_local_day(starts: list[datetime], zone: ZoneInfo, *, first_day: date, la
     while day <= last_day + timedelta(days=1):
         midnights.append((datetime(day.year, day.month, day.day, tzinfo=zone).timestamp(), day.isoformat()))
         day += timedelta(days=1)
+    # Whether each laid-out date is 24 hours long (one offset all day); the last one has no next midnight.
+    steady = [after - before == _DAY_SECONDS for (before, _), (after, _) in pairwise(midnights)] + [False]
     local_clock = [f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(24 * 60)]
     days: dict[str, list[dict]] = defaultdict(list)
     utc_days: dict[int, str] = {}
@@ -141,7 +144,7 @@ def _by_local_day(starts: list[datetime], zone: ZoneInfo, *, first_day: date, la
         while k + 1 < len(midnights) and midnights[k + 1][0] <= stamp:
             k += 1
         midnight, label = midnights[k]
-        if k + 1 < len(midnights) and midnights[k + 1][0] - midnight == _DAY_SECONDS and midnight <= stamp:
+        if steady[k] and midnight <= stamp:
             local_time = local_clock[int(stamp - midnight) // 60]
         else:  # a DST day (or outside the dates laid out): convert this one
             local = moment.astimezone(zone)

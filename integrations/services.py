@@ -62,21 +62,20 @@ def revoke_unsaved(*, provider: str, tokens: TokenSet) -> None:
     pending.access_token = tokens.access_token
     pending.refresh_token = tokens.refresh_token
     with transaction.atomic():
-        pending.save()
-        _enqueue_revocation(pending)
+        _queue_revocation(pending)
 
 
 def _revoke_later(provider: str, connection: Connection) -> None:
     pending = PendingRevocation(provider=provider)
     pending.access_token_encrypted = connection.access_token_encrypted
     pending.refresh_token_encrypted = connection.refresh_token_encrypted
-    pending.save()
-    _enqueue_revocation(pending)
+    _queue_revocation(pending)
 
 
-def _enqueue_revocation(pending: PendingRevocation) -> None:
+def _queue_revocation(pending: PendingRevocation) -> None:
     from .tasks import revoke_tokens
 
+    pending.save()
     enqueue_after_commit(revoke_tokens, pending.pk)
 
 

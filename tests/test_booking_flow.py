@@ -16,7 +16,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from bookings import services
 from bookings.models import Booking, BookingHost
 from meetingtypes.models import MeetingType
 from members.models import DateOverride, WorkingHours
@@ -27,6 +26,7 @@ from .booking_helpers import (
     TUESDAY,
     WEDNESDAY,
     at,
+    book_through_service,
     book_via_page,
     frozen_now,  # noqa: F401  (fixture)
     get_slots,
@@ -67,18 +67,6 @@ def _set_hours(member, weekly: dict[int, list[tuple[str, str]]]) -> None:
 
 def _hosts_of(booking) -> list[int]:
     return list(BookingHost.objects.filter(booking=booking, is_active=True).values_list("member_id", flat=True))
-
-
-def _book(meeting_type, start, **client):
-    """A booking made through the service, as the public view makes it."""
-    return services.book(
-        meeting_type=meeting_type,
-        start=start,
-        client_name=client.get("name", "Casey Client"),
-        client_email=client.get("email", "casey@example.com"),
-        client_notes=client.get("notes", ""),
-        client_time_zone=client.get("time_zone", "UTC"),
-    )
 
 
 # ---------------------------------------------------------------- the public page
@@ -309,7 +297,7 @@ def test_a_booking_whose_transaction_rolls_back_queues_nothing(host, django_capt
     meeting_type = make_meeting_type(host.organization, [host], assignment=ONE_PERSON)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(RuntimeError), transaction.atomic():
-            _book(meeting_type, at(TUESDAY, "10:00"))
+            book_through_service(meeting_type, at(TUESDAY, "10:00"))
             assert Booking.objects.count() == 1
             raise RuntimeError("something later in the same request failed")
     assert callbacks == []

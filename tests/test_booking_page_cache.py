@@ -22,6 +22,7 @@ from .booking_helpers import (
     NOW,
     TUESDAY,
     at,
+    book_through_service,
     book_via_page,
     frozen_now,  # noqa: F401  (the fixture)
     get_slots,
@@ -49,17 +50,6 @@ def ivan(make_member, organization):
 @pytest.fixture
 def consultation(hana):
     return make_meeting_type(hana.organization, [hana], assignment=MeetingType.Assignment.ONE_PERSON)
-
-
-def book_tuesday_at_ten(meeting_type):
-    return booking_services.book(
-        meeting_type=meeting_type,
-        start=at(TUESDAY, "10:00"),
-        client_name="Casey",
-        client_email="casey@example.com",
-        client_notes="",
-        client_time_zone="UTC",
-    )
 
 
 def december(client, meeting_type) -> dict:
@@ -97,7 +87,7 @@ def test_a_booked_time_disappears_from_the_cached_page_at_once(client, consultat
 
 
 def test_a_cancelled_time_comes_back(client, consultation):
-    booking = book_tuesday_at_ten(consultation)
+    booking = book_through_service(consultation, at(TUESDAY, "10:00"))
     assert "10:00" not in december(client, consultation)[TUESDAY_KEY]
 
     booking_services.cancel(booking=booking)
@@ -176,7 +166,7 @@ def test_a_change_in_another_organization_leaves_this_cache_alone(client, consul
 
 
 def test_a_client_moving_a_booking_always_gets_fresh_times(client, consultation):
-    booking = book_tuesday_at_ten(consultation)
+    booking = book_through_service(consultation, at(TUESDAY, "10:00"))
     assert "10:00" not in december(client, consultation)[TUESDAY_KEY]  # cached for everyone else
 
     moving = reverse("bookings:reschedule_slots", args=[booking.uid, booking.manage_token])

@@ -15,6 +15,7 @@ from .booking_helpers import (
     NOW,
     TUESDAY,
     at,
+    book_through_service,
     book_via_page,
     frozen_now,  # noqa: F401  (the fixture)
     iso,
@@ -69,15 +70,7 @@ def test_a_client_booking_while_the_broker_is_down_gets_the_confirmation_and_lat
 def test_a_missed_cancellation_is_sent_as_a_cancellation(host, committed, broker_down):
     meeting_type = make_meeting_type(host.organization, [host])
     broker_down.undo()
-    booking = committed(
-        services.book,
-        meeting_type=meeting_type,
-        start=at(TUESDAY, "10:00"),
-        client_name="Casey Client",
-        client_email="casey@example.com",
-        client_notes="",
-        client_time_zone="UTC",
-    )
+    booking = committed(book_through_service, meeting_type=meeting_type, start=at(TUESDAY, "10:00"))
     mail.outbox.clear()
     broker_down.setattr(tasks.booking_changed, "delay", _unreachable)
     committed(services.cancel, booking=booking)
@@ -92,15 +85,7 @@ def test_a_missed_cancellation_is_sent_as_a_cancellation(host, committed, broker
 
 def test_follow_ups_that_ran_are_left_alone(host, committed):
     meeting_type = make_meeting_type(host.organization, [host])
-    committed(
-        services.book,
-        meeting_type=meeting_type,
-        start=at(TUESDAY, "10:00"),
-        client_name="Casey Client",
-        client_email="casey@example.com",
-        client_notes="",
-        client_time_zone="UTC",
-    )
+    committed(book_through_service, meeting_type=meeting_type, start=at(TUESDAY, "10:00"))
 
     with later(31):
         assert tasks.resend_missed_follow_ups() == 0
