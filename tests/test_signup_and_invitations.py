@@ -122,7 +122,7 @@ def test_admin_adds_a_member_who_sets_a_password_and_sees_their_own_card(
     client.logout()
     page = client.get(link)
     assert page.status_code == 200
-    assert page["Referrer-Policy"] == "no-referrer"
+    assert page["Referrer-Policy"] == "same-origin"
     response = client.post(link, {"password1": PASSWORD, "password2": PASSWORD})
     assert response.status_code == 302
     assert response["Location"] == reverse("members:list")
@@ -235,3 +235,18 @@ def test_logging_out_ends_the_session(client, member):
     assert client.get(reverse("members:list")).status_code == 200
     client.post(reverse("account_logout"))
     assert client.get(reverse("members:list")).status_code == 302
+
+
+def test_the_invitation_email_shows_an_ampersand_in_the_organization_name_as_typed(
+    client, login, make_organization, make_member, django_capture_on_commit_callbacks
+):
+    organization = make_organization("Acme Plumbing & Co")
+    login(make_member(organization, role=TeamMember.Role.ADMIN))
+    _add_member(client, django_capture_on_commit_callbacks)
+
+    invitation_email = mail.outbox[0]
+    assert invitation_email.subject == "You're invited to Acme Plumbing & Co on TeamSchedulerPro"
+    assert "You were added to Acme Plumbing & Co on TeamSchedulerPro." in invitation_email.body
+    assert "&amp;" not in invitation_email.body
+    html = invitation_email.alternatives[0][0]
+    assert "<strong>Acme Plumbing &amp; Co</strong>" in html  # the HTML part stays escaped
