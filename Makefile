@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench screenshots install clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+# axe-core for the browser tests' accessibility checks (only the tests need node: `make run` doesn't).
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 run: export DEBUG ?= 1
 run: export SITE_URL ?= http://127.0.0.1:$(PORT)
@@ -25,7 +30,7 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: install
+test: install node_modules/.installed
 	$(VENV)/bin/ruff check .
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 	DEBUG=1 $(PY) -m pytest
@@ -33,5 +38,9 @@ test: install
 bench: install
 	$(PY) bench/slots_bench.py
 
+# README screenshots into docs/screenshots/ (the demo organization, served on a free port).
+screenshots: install
+	DEBUG=1 $(PY) bench/screenshots.py
+
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache
+	rm -rf $(VENV) node_modules db.sqlite3 staticfiles .pytest_cache tests/e2e/artifacts
