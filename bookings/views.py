@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import member_required
 from meetingtypes.models import MeetingType
 from members.timezones import is_valid_time_zone, time_zone_choices
+from tsp.privacy import secret_url
 from tsp.ratelimit import client_ip, hit
 
 from . import selectors, services, slots
@@ -262,6 +263,7 @@ def _manage_context(request, booking):
     }
 
 
+@secret_url
 @embeddable
 @require_GET
 def manage(request, uid, token: str):
@@ -270,10 +272,10 @@ def manage(request, uid, token: str):
     context["just_booked"] = request.GET.get("booked") == "1"
     context["just_moved"] = request.GET.get("moved") == "1"
     response = render(request, "bookings/public/manage.html", context)
-    response["Referrer-Policy"] = "no-referrer"  # the URL is the key to this booking
     return response
 
 
+@secret_url
 @csrf_exempt
 @embeddable
 @require_http_methods(["GET", "POST"])
@@ -293,10 +295,10 @@ def cancel(request, uid, token: str):
                 return redirect(_with_embed(booking.manage_url(), request))
     context["form"] = form
     response = render(request, "bookings/public/cancel.html", context, status=400 if form.errors else 200)
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 
+@secret_url
 @embeddable
 @require_GET
 def reschedule(request, uid, token: str):
@@ -314,7 +316,6 @@ def reschedule(request, uid, token: str):
         context["initial_time_zone"] = booking.client_time_zone
     context["booking"] = booking
     response = render(request, "bookings/public/calendar.html", context)
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 
@@ -327,6 +328,7 @@ def reschedule_slots(request, uid, token: str):
     return _slots_response(request, booking.meeting_type, exclude_booking_id=booking.pk)
 
 
+@secret_url
 @csrf_exempt
 @embeddable
 @require_http_methods(["GET", "POST"])
@@ -353,7 +355,6 @@ def reschedule_confirm(request, uid, token: str):
         return redirect(_with_embed(booking.manage_url(), request, moved="1"))
     context.update(new_start=new_start, new_zone=ZoneInfo(tz), time_zone_name=tz, calendar_url=calendar_url)
     response = render(request, "bookings/public/reschedule_confirm.html", context)
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 

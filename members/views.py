@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.access import admin_required, ensure_admin, member_required
+from tsp.privacy import secret_url
 
 from . import selectors, services
 from .forms import (
@@ -186,22 +187,19 @@ def date_override_remove(request, day: str):
     return redirect("members:profile")
 
 
+@secret_url
 def accept_invitation(request, token: str):
     invitation = services.find_usable_invitation(token)
     if invitation is None:
-        response = render(request, "members/invitation_invalid.html", status=404)
-    else:
-        form = SetPasswordForm(request.POST or None, user=invitation.member.user)
-        if request.method == "POST" and form.is_valid():
-            try:
-                member = services.accept_invitation(token=token, password=form.cleaned_data["password1"])
-            except ValidationError as error:
-                form.add_error(None, error)
-            else:
-                login(request, member.user, backend="django.contrib.auth.backends.ModelBackend")
-                messages.success(request, _("Welcome, %(name)s! Your password is set.") % {"name": member.display_name})
-                return redirect("members:list")
-        response = render(request, "members/accept_invitation.html", {"form": form, "invitation": invitation})
-    # The token is in this page's URL: never let it leak to another site through the Referer header.
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+        return render(request, "members/invitation_invalid.html", status=404)
+    form = SetPasswordForm(request.POST or None, user=invitation.member.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            member = services.accept_invitation(token=token, password=form.cleaned_data["password1"])
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            login(request, member.user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, _("Welcome, %(name)s! Your password is set.") % {"name": member.display_name})
+            return redirect("members:list")
+    return render(request, "members/accept_invitation.html", {"form": form, "invitation": invitation})

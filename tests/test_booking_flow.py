@@ -640,7 +640,7 @@ def test_the_manage_page_opens_only_with_its_own_token(client, host):
 
     response = client.get(booking.manage_url())
     assert response.status_code == 200
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     page = response.content.decode()
     assert "Tuesday, 8 December 2026" in page and "15:30–16:00" in page  # in the client's zone
     assert booking.cancel_url() in page and booking.reschedule_url() in page

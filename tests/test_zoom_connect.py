@@ -103,7 +103,7 @@ def test_after_allow_the_member_lands_on_team_members_with_their_card_connected(
 
     assert response.status_code == 302
     assert response["Location"] == reverse("members:list") + f"#member-{maya.pk}"
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     page = follow(browser, response)
     assert "Zoom connected · " + MAYA_ZOOM in page  # the confirmation message
     own_card = card_as_seen_by(maya, maya)
@@ -153,7 +153,7 @@ def test_deny_brings_the_member_back_with_a_clear_message_and_nothing_stored(may
 
     response = return_from_zoom(browser, callback_url)
 
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     page = follow(browser, response)
     assert "You did not allow access, so Zoom is not connected." in page
     assert not zoom_rows().exists()
@@ -177,7 +177,7 @@ def test_a_callback_without_our_state_is_refused_and_stores_nothing(maya, state)
     response = browser.get(_callback_with(callback_url, state=state))
 
     assert response.status_code == 403
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert "not valid or was already used" in page_text(response)
     assert not zoom_rows().exists()
 
@@ -191,7 +191,7 @@ def test_a_replayed_callback_is_refused_and_changes_nothing(maya):
     replay = return_from_zoom(browser, callback_url)
 
     assert replay.status_code == 403
-    assert replay["Referrer-Policy"] == "no-referrer"
+    assert replay["Referrer-Policy"] == "same-origin"
     assert zoom_rows().count() == 1
     again = Connection.objects.get(member=maya)
     assert (again.pk, again.access_token, again.refresh_token) == (first.pk, first.access_token, first.refresh_token)
@@ -250,7 +250,7 @@ def test_a_failed_code_exchange_says_so_stores_nothing_and_logs_no_secret(maya, 
 
     response = return_from_zoom(browser, callback_url)
 
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     page = follow(browser, response)
     assert "Zoom did not accept the connection. Please try again." in page
     assert not zoom_rows().exists()

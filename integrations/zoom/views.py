@@ -11,6 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import member_required
+from tsp.privacy import secret_url
 
 from .. import http, oauth, services
 from ..base import ProviderResponseError
@@ -45,11 +46,10 @@ def connect(request):
 
 
 def _refuse(request, message: str, status: int = 400):
-    response = render(request, "integrations/connect_failed.html", {"message": message}, status=status)
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+    return render(request, "integrations/connect_failed.html", {"message": message}, status=status)
 
 
+@secret_url
 @require_GET
 @member_required
 def callback(request):
@@ -81,7 +81,6 @@ def callback(request):
             )
             messages.success(request, _("Zoom connected · %(email)s") % {"email": connection.email})
             response = _back_to_card(request)
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 
