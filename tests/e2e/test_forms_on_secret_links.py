@@ -48,10 +48,11 @@ def test_a_new_member_sets_a_password_from_the_invitation_in_a_real_browser(live
     page = open_page(invitation)
     page.get_by_label(re.compile(r"^Password:?$")).fill(PASSWORD)
     page.get_by_label("Password (again)").fill(PASSWORD)
-    page.get_by_role("button", name="Set password and log in").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Set password and log in").click()
 
-    page.wait_for_url(live_server.url + reverse("members:list"))
     _no_csrf_failure(page)
+    assert page.url == live_server.url + reverse("members:list")
     assert page.locator(".card.is-me").filter(has_text="Nina New").count() == 1
 
 
