@@ -23,3 +23,14 @@ def test_the_demo_organization_has_an_admin_and_three_members_whose_logins_work(
         response = client.post(reverse("account_login"), {"login": email, "password": DEMO_PASSWORD})
         assert response.status_code == 302, email
         assert client.get(reverse("members:list")).status_code == 200
+
+
+def test_the_demo_printout_says_where_emails_go_when_the_outbox_is_on(capsys, settings):
+    settings.EMAIL_OUTBOX = True
+    settings.SITE_URL = "http://127.0.0.1:8123"
+    call_command("seed_demo")
+    assert "http://127.0.0.1:8123/dev/outbox/" in capsys.readouterr().out
+
+    settings.EMAIL_OUTBOX = False
+    call_command("seed_demo")
+    assert "/dev/outbox/" not in capsys.readouterr().out
