@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Organization
 from meetingtypes.models import MeetingType
 from members.models import TeamMember
+from tsp.formatting import LOCALE_MAX_LENGTH, validate_locale
 
 _MANAGE_SALT = "bookings.manage-link"
 
@@ -32,6 +33,10 @@ class Booking(models.Model):
     client_email = models.EmailField(_("email"), max_length=254)
     client_notes = models.TextField(_("notes"), blank=True, max_length=2000)
     client_time_zone = models.CharField(_("time zone"), max_length=64)
+    # The client's browser locale when booking (or last rescheduling): their emails use it.
+    client_locale = models.CharField(
+        _("date and time format"), max_length=LOCALE_MAX_LENGTH, blank=True, validators=[validate_locale]
+    )
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organization
+from tsp.formatting import LOCALE_MAX_LENGTH, validate_locale
 
 from .timezones import validate_time_zone
 
@@ -24,6 +25,11 @@ class TeamMember(models.Model):
     display_name = models.CharField(_("name"), max_length=120)
     role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.MEMBER)
     time_zone = models.CharField(_("time zone"), max_length=64, default="UTC", validators=[validate_time_zone])
+    # The browser's locale (BCP 47, e.g. "en-GB"), kept from sign-up, logins and profile saves so
+    # emails show dates and times the way this person's browser does. Empty: not known yet.
+    locale = models.CharField(
+        _("date and time format"), max_length=LOCALE_MAX_LENGTH, blank=True, validators=[validate_locale]
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

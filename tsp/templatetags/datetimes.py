@@ -1,0 +1,45 @@
+"""{% load datetimes %}: dates and times in the viewer's locale and time zone (see tsp/formatting.py).
+
+Filters convert to the active time zone first, like Django's |date, so `{% timezone zone %}`
+blocks and emails rendered under their recipient's zone work unchanged.
+"""
+
+from django import template
+
+from members.timezones import zone_label as _zone_label
+from tsp import formatting
+
+register = template.Library()
+
+
+def _safe(function):
+    def filter_(value, *args):
+        if value in (None, ""):
+            return ""
+        return function(value, *args)
+
+    filter_.__name__ = function.__name__
+    return filter_
+
+
+register.filter("long_date", _safe(formatting.long_date))
+register.filter("short_date", _safe(formatting.short_date))
+register.filter("time_of_day", _safe(formatting.time_of_day))
+register.filter("date_time", _safe(formatting.date_time))
+register.filter("gmt_offset", _safe(formatting.gmt_offset))
+
+
+@register.filter
+def time_range(start, end):
+    """{{ booking.start|time_range:booking.end }} → "9:00 AM – 9:30 AM"."""
+    if not start or not end:
+        return ""
+    return formatting.time_range(start, end)
+
+
+@register.filter
+def zone_label(zone, at=None):
+    """{{ zone|zone_label:booking.start }} → "Pacific Time — Los Angeles (GMT−8)", offset at that instant."""
+    if not zone:
+        return ""
+    return _zone_label(zone, at=at or None)
