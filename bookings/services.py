@@ -1,5 +1,6 @@
 """Booking, rescheduling and cancelling. The rules live here; views only translate HTTP."""
 
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 
@@ -20,7 +21,14 @@ _CHECK_WINDOW = timedelta(days=1)
 
 
 class SlotUnavailable(Exception):
-    """The time is not (or no longer) bookable: taken a moment ago, outside hours, too soon…"""
+    """The time is not (or no longer) bookable: someone else took it a moment ago."""
+
+
+class SlotNotOffered(SlotUnavailable):
+    """The time was never one of the offered slots: off the grid, outside hours, notice or window.
+
+    Only a tampered or stale request sends one; the client is told so, not that it was "just taken".
+    """
 
 
 class BookingLocked(Exception):
@@ -70,10 +78,18 @@ def _lock_hosts_for_daily_limit(meeting_type: MeetingType) -> None:
 
 
 def _free_hosts(meeting_type: MeetingType, start: datetime, now: datetime, exclude_booking_id=None) -> tuple[int, ...]:
+    """The hosts free at `start`; SlotUnavailable when bookings fill it, SlotNotOffered when it
+    would not be offered even with no bookings at all."""
     rules, hosts = selectors.load_availability(
         meeting_type, start=start - _CHECK_WINDOW, end=start + _CHECK_WINDOW, exclude_booking_id=exclude_booking_id
     )
-    return availability.is_bookable(rules, hosts, slot_start=start, now=now)
+    free = availability.is_bookable(rules, hosts, slot_start=start, now=now)
+    if free:
+        return free
+    unbooked = [dataclasses.replace(host, busy=(), booked_starts=()) for host in hosts]
+    if availability.is_bookable(rules, unbooked, slot_start=start, now=now):
+        raise SlotUnavailable
+    raise SlotNotOffered
 
 
 def _occupy(booking: Booking, member_ids: list[int], rules) -> None:
@@ -125,8 +141,6 @@ def book(
     with transaction.atomic():
         _lock_hosts_for_daily_limit(meeting_type)
         free = _free_hosts(meeting_type, start, now)
-        if not free:
-            raise SlotUnavailable
         booking = Booking.objects.create(
             organization_id=meeting_type.organization_id,
             meeting_type=meeting_type,
@@ -156,8 +170,6 @@ def reschedule(*, booking: Booking, start: datetime, now: datetime | None = None
         meeting_type = booking.meeting_type
         _lock_hosts_for_daily_limit(meeting_type)
         free = _free_hosts(meeting_type, start, now, exclude_booking_id=booking.pk)
-        if not free:
-            raise SlotUnavailable
         current = list(booking.host_rows.filter(is_active=True).values_list("member_id", flat=True))
         previous_start = booking.start
         BookingHost.objects.filter(booking=booking).delete()

@@ -121,14 +121,17 @@ def _calendar_context(request, meeting_type, *, slots_url, select_url, heading="
         "initial_time_zone": tz if is_valid_time_zone(tz) else "",
         "initial_month": month if _MONTH.fullmatch(month) else "",
         "taken": request.GET.get("taken") == "1",
+        "not_offered": request.GET.get("not_offered") == "1",
         "prefill_name": request.GET.get("name", "")[:120],
         "prefill_email": request.GET.get("email", "")[:254],
         "heading": heading,
     }
 
 
-def _back_to_calendar(url: str, *, tz: str, start, embed: bool) -> str:
-    params = {"taken": "1", "tz": tz if is_valid_time_zone(tz) else "UTC"}
+def _back_to_calendar(url: str, *, tz: str, start, embed: bool, refusal: services.SlotUnavailable) -> str:
+    """The calendar again, saying why: a time never offered (a tampered or stale form) is not "just taken"."""
+    reason = "not_offered" if isinstance(refusal, services.SlotNotOffered) else "taken"
+    params = {reason: "1", "tz": tz if is_valid_time_zone(tz) else "UTC"}
     if start is not None:
         params["month"] = start.astimezone(ZoneInfo(params["tz"])).strftime("%Y-%m")
     if embed:
@@ -227,10 +230,15 @@ def book(request, org_slug: str, slug: str):
                     client_notes=data["notes"],
                     client_time_zone=data["time_zone"],
                 )
-            except services.SlotUnavailable:
-                return redirect(
-                    _back_to_calendar(calendar_url, tz=data["time_zone"], start=data["start"], embed=_is_embed(request))
+            except services.SlotUnavailable as refusal:
+                back = _back_to_calendar(
+                    calendar_url,
+                    tz=data["time_zone"],
+                    start=data["start"],
+                    embed=_is_embed(request),
+                    refusal=refusal,
                 )
+                return redirect(back)
             return redirect(_with_embed(booking.manage_url(), request, booked="1"))
     start = form["start"].value()
     tz = form["time_zone"].value()
@@ -348,8 +356,9 @@ def reschedule_confirm(request, uid, token: str):
             return _too_many(request, context)
         try:
             services.reschedule(booking=booking, start=new_start)
-        except services.SlotUnavailable:
-            return redirect(_back_to_calendar(calendar_url, tz=tz, start=new_start, embed=_is_embed(request)))
+        except services.SlotUnavailable as refusal:
+            embed = _is_embed(request)
+            return redirect(_back_to_calendar(calendar_url, tz=tz, start=new_start, embed=embed, refusal=refusal))
         except services.BookingLocked:
             return redirect(_with_embed(booking.manage_url(), request))
         return redirect(_with_embed(booking.manage_url(), request, moved="1"))

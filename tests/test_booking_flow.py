@@ -183,7 +183,7 @@ def test_minimum_notice_hides_times_too_soon(client, host):
     assert today[0] == "10:00"
     assert "09:30" not in today
     response = book_via_page(client, meeting_type, iso(at(MONDAY, "09:30")))
-    assert response.status_code == 302 and "taken=1" in response["Location"]
+    assert response.status_code == 302 and "not_offered=1" in response["Location"]
     assert not Booking.objects.exists()
 
 
@@ -195,7 +195,7 @@ def test_the_booking_window_ends_the_calendar(client, host):
     assert body["next_month"] is None
     assert get_slots(client, meeting_type, month="2027-01").json()["days"] == {}
     response = book_via_page(client, meeting_type, iso(at(date(2026, 12, 10), "10:00")))
-    assert "taken=1" in response["Location"]
+    assert "not_offered=1" in response["Location"]
     assert not Booking.objects.exists()
 
 
@@ -463,7 +463,8 @@ def test_a_one_person_meeting_follows_only_that_hosts_hours(client, hosts):
         day: ["09:00", "09:30", "10:00", "10:30"] for day in ["2026-12-08", "2026-12-15", "2026-12-22", "2026-12-29"]
     }
     # A colleague who is free all day makes no difference.
-    assert book_via_page(client, meeting_type, iso(at(TUESDAY, "14:00"))).status_code == 302
+    response = book_via_page(client, meeting_type, iso(at(TUESDAY, "14:00")))
+    assert response.status_code == 302 and "not_offered=1" in response["Location"]
     assert not Booking.objects.exists()
     assert _book_and_get_host(client, meeting_type, at(TUESDAY, "09:00")) == first.pk
 
@@ -516,6 +517,22 @@ def test_the_second_client_for_the_same_time_is_sent_back_to_the_calendar(client
     assert 'data-initial-time-zone="America/New_York"' in content and 'data-initial-month="2026-12"' in content
 
 
+def test_a_tampered_start_that_was_never_offered_is_not_called_taken(client, host):
+    meeting_type = make_meeting_type(host.organization, [host], assignment=ONE_PERSON)
+    # Ten past ten is between two offered times (10:00 and 10:30): only an edited form sends it.
+    response = book_via_page(client, meeting_type, iso(at(TUESDAY, "10:10")), "America/New_York")
+    location = urlparse(response["Location"])
+    assert location.path == public_url(meeting_type)
+    assert parse_qs(location.query) == {"not_offered": ["1"], "tz": ["America/New_York"], "month": ["2026-12"]}
+    assert not Booking.objects.exists()
+
+    content = client.get(response["Location"]).content.decode()
+    assert "That time isn't offered; please pick one of the times shown." in content
+    assert "just taken" not in content
+    # The calendar asks for fresh slots of that month, in the client's zone.
+    assert 'data-initial-time-zone="America/New_York"' in content and 'data-initial-month="2026-12"' in content
+
+
 def test_the_month_kept_on_the_taken_redirect_is_the_clients_month(client, host):
     # 31 Dec 23:30 in New York is already January in UTC; the client was looking at December.
     _set_hours(host, {4: [("04:00", "05:00")]})  # Fridays, early (UTC)
@@ -558,7 +575,7 @@ def test_a_time_outside_the_hosts_hours_is_not_booked(client, host):
     for start in [at(TUESDAY, "20:00"), at(date(2026, 12, 12), "10:00"), at(TUESDAY, "10:10")]:
         response = book_via_page(client, meeting_type, iso(start))
         assert response.status_code == 302
-        assert parse_qs(urlparse(response["Location"]).query)["taken"] == ["1"]
+        assert parse_qs(urlparse(response["Location"]).query)["not_offered"] == ["1"]
     assert not Booking.objects.exists() and not BookingHost.objects.exists()
 
 
@@ -790,6 +807,18 @@ def test_moving_to_a_taken_time_sends_the_client_back_to_pick_again(client, host
     booking.refresh_from_db()
     assert (booking.start, booking.sequence) == (at(TUESDAY, "10:00"), 0)
     assert BookingHost.objects.get(booking=booking).occupied_start == at(TUESDAY, "10:00")
+
+
+def test_moving_to_a_time_that_is_not_offered_says_so(client, host):
+    meeting_type = make_meeting_type(host.organization, [host], assignment=ONE_PERSON)
+    booking = _booked(client, meeting_type, at(TUESDAY, "10:00"))
+    response = _reschedule(client, booking, at(TUESDAY, "03:00"), tz="Europe/Berlin")  # before the host's hours
+    location = urlparse(response["Location"])
+    assert location.path == booking.reschedule_url()
+    assert parse_qs(location.query) == {"not_offered": ["1"], "tz": ["Europe/Berlin"], "month": ["2026-12"]}
+    assert "That time isn't offered" in client.get(response["Location"]).content.decode()
+    booking.refresh_from_db()
+    assert (booking.start, booking.sequence) == (at(TUESDAY, "10:00"), 0)
 
 
 def test_a_cancelled_booking_cannot_be_moved(client, host):
