@@ -9,7 +9,7 @@ that one crash case: a missing confirmation is worse than a duplicate).
 import logging
 import smtplib
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -37,6 +37,9 @@ class Recipient:
     name: str
     time_zone: str
     is_client: bool
+    locale: str = ""  # BCP 47; empty: not known, the default format is used
+    # A host handed the booking on a reschedule: it was never theirs at the old time.
+    newly_assigned: bool = False
 
 
 def _hosts(booking: Booking):
@@ -203,9 +206,14 @@ def give_up(booking: Booking, kind: str) -> None:
 
 
 def recipients_for(booking: Booking, kind: str, *, previous_host_ids=()) -> list[tuple[Recipient, str]]:
-    """(recipient, kind) pairs for an event. A host who lost the booking to another host on a
-    reschedule gets a cancellation."""
-    pairs = [(client_of(booking), kind)] + [(host, kind) for host in hosts_of(booking)]
+    """(recipient, kind) pairs for an event. On a reschedule that changed hosts, a host who lost the
+    booking gets a cancellation and one who was handed it is told it was moved to them."""
+    members = _hosts(booking)
+    hosts = hosts_of(booking, members)
+    if kind == Kind.UPDATE and previous_host_ids:
+        before = set(previous_host_ids)
+        hosts = [replace(host, newly_assigned=m.pk not in before) for host, m in zip(hosts, members, strict=True)]
+    pairs = [(client_of(booking), kind)] + [(host, kind) for host in hosts]
     if kind == Kind.UPDATE and previous_host_ids:
         current = {row.member_id for row in booking.host_rows.all()}
         from members.models import TeamMember

@@ -391,6 +391,14 @@ def test_a_round_robin_booking_moved_to_another_host_leaves_the_first_hosts_cale
         assert f"mailto:{other_host.user.email}" in people(event, "ATTENDEE")
         assert f"mailto:{first_host.user.email}" not in people(event, "ATTENDEE")
     assert other_host.display_name in only_mail_to(CLIENT_EMAIL).body
+    # The new host never had it at the old time: told it was moved to them, not "It was on …".
+    to_new = only_mail_to(other_host.user.email)
+    assert to_new.subject.startswith("Moved to you: Intro call with Casey Client on ")
+    for text in (to_new.body, html_of(to_new)):
+        assert "A booking was moved to you." in text
+        assert "It was on" not in text and "This meeting has a new time." not in text
+    # The client still hears what changed.
+    assert "It was on Tuesday 8 December 2026, 04:00 EST." in only_mail_to(CLIENT_EMAIL).body
 
 
 @pytest.fixture
