@@ -116,21 +116,21 @@ def member_resend_invitation(request, pk: int):
     return redirect("members:list")
 
 
-def _profile_page(request, *, form=None, hours_form=None, override_form=None, status=200):
+def _profile_page(request, *, form=None, hours_form=None, hours_status="", override_form=None, status=200):
     member = request.member
+    today = timezone.localdate()  # the member's own zone: the middleware activated it
     if form is None:
         form = ProfileForm(initial={"display_name": member.display_name, "time_zone": member.time_zone})
     if hours_form is None:
-        weekly = selectors.weekly_hours_by_day(member)
-        hours_form = WeeklyHoursForm(initial={f"day_{day}": format_intervals(weekly[day]) for day in weekly})
+        hours_form = WeeklyHoursForm.from_stored(selectors.weekly_hours_by_day(member))
     overrides = [
-        (day, format_intervals(intervals))
-        for day, intervals in selectors.upcoming_overrides(member, today=timezone.localdate())
+        (day, format_intervals(intervals)) for day, intervals in selectors.upcoming_overrides(member, today=today)
     ]
     context = {
         "form": form,
         "hours_form": hours_form,
-        "override_form": override_form or DateOverrideForm(),
+        "hours_status": hours_status,
+        "override_form": override_form or DateOverrideForm(today=today),
         "overrides": overrides,
     }
     return render(request, "members/profile.html", context, status=status)
@@ -152,6 +152,13 @@ def profile(request):
 @member_required
 def weekly_hours(request):
     form = WeeklyHoursForm(request.POST)
+    if "copy_monday" in request.POST:
+        # Without JavaScript the copy button posts the form: show the copied week, save nothing yet.
+        if not form["day_0"].errors:
+            form = form.with_monday_copied()
+            status = _("Monday’s hours were copied to Tuesday–Friday. Save to keep them.")
+            return _profile_page(request, hours_form=form, hours_status=status)
+        return _profile_page(request, hours_form=form)
     if not form.is_valid():
         return _profile_page(request, hours_form=form)
     services.set_weekly_hours(member=request.member, weekly=form.weekly)
@@ -162,7 +169,7 @@ def weekly_hours(request):
 @require_POST
 @member_required
 def date_override_add(request):
-    form = DateOverrideForm(request.POST)
+    form = DateOverrideForm(request.POST, today=timezone.localdate())
     if not form.is_valid():
         return _profile_page(request, override_form=form)
     services.set_date_override(

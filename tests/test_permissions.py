@@ -74,8 +74,10 @@ MATRIX: list[Row] = [
     _everyone_signed_in("members:list", "get", 200),
     Row("members:create", "get", {"anonymous": LOGIN, "outsider": 200, "owner": 403, "other": 403, "admin": 200}),
     _everyone_signed_in("members:profile", "get", 200),
-    _everyone_signed_in("members:weekly_hours", "post", 302, data={"day_0": "10:00-12:00"}),
-    _everyone_signed_in("members:date_override_add", "post", 302, data={"date": "2031-01-02", "hours": ""}),
+    _everyone_signed_in(
+        "members:weekly_hours", "post", 302, data={"day_0_available": "on", "day_0_start": "9:00", "day_0_end": "12:00"}
+    ),
+    _everyone_signed_in("members:date_override_add", "post", 302, data={"date": "2031-01-02", "hours_kind": "off"}),
     # Only the owner has an override on that date: nobody can remove another member's.
     Row(
         "members:date_override_remove",
