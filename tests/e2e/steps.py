@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from tests.conftest import PASSWORD
 
+
 def field(page, label: str):
     """The form field labelled `label` (Django's labels may end in a colon)."""
     return page.get_by_label(re.compile(rf"^\s*{re.escape(label)}\s*:?\s*$"))
