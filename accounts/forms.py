@@ -1,8 +1,10 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from members.timezones import time_zone_choices
+from members.timezones import TimeZoneField
+from tsp.formatting import browser_locale
 
+from .branding import clean_accent_colour, process_logo
 from .services import create_organization_with_admin
 
 
@@ -11,14 +13,18 @@ class OrganizationSignupForm(forms.Form):
 
     display_name = forms.CharField(label=_("Your name"), max_length=120)
     organization_name = forms.CharField(label=_("Organization name"), max_length=120)
-    time_zone = forms.ChoiceField(
+    time_zone = TimeZoneField(
         label=_("Your time zone"),
-        choices=time_zone_choices,
-        initial="UTC",
+        browser_zone="preselect",
         help_text=_("Working hours and times on your dashboard use this zone."),
     )
 
     field_order = ["display_name", "organization_name", "email", "password1", "password2", "time_zone"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.is_bound:  # shown again after an error: keep the zone the person chose
+            self.fields["time_zone"].widget.attrs.pop("data-tz-detect", None)
 
     def clean_display_name(self):
         value = self.cleaned_data["display_name"].strip()
@@ -38,4 +44,46 @@ class OrganizationSignupForm(forms.Form):
             organization_name=self.cleaned_data["organization_name"],
             display_name=self.cleaned_data["display_name"],
             time_zone=self.cleaned_data["time_zone"],
+            locale=browser_locale(request) or "",
         )
+
+
+class OrganizationForm(forms.Form):
+    """An admin's settings for the organization: its name and its look on booking pages."""
+
+    name = forms.CharField(label=_("Organization name"), max_length=120)
+    logo = forms.FileField(
+        label=_("Logo"),
+        required=False,
+        help_text=_("PNG, JPEG or WebP, at most 1 MB. Shown on booking pages of meeting types that ask for it."),
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+    )
+    remove_logo = forms.BooleanField(label=_("Remove the logo"), required=False)
+    accent_color = forms.CharField(
+        label=_("Accent colour"),
+        required=False,
+        max_length=7,
+        help_text=_(
+            "For buttons and available days, as #rrggbb; it must be dark enough to read on white. "
+            "Empty: the default blue."
+        ),
+        widget=forms.TextInput(attrs={"placeholder": "#4338ca", "pattern": "#[0-9a-fA-F]{6}", "size": 9}),
+    )
+
+    def __init__(self, *args, has_logo: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not has_logo:
+            del self.fields["remove_logo"]
+
+    def clean_name(self):
+        value = self.cleaned_data["name"].strip()
+        if not value:
+            raise forms.ValidationError(_("Please enter your organization's name."))
+        return value
+
+    def clean_logo(self):
+        uploaded = self.cleaned_data.get("logo")
+        return process_logo(uploaded) if uploaded else None
+
+    def clean_accent_color(self):
+        return clean_accent_colour(self.cleaned_data.get("accent_color", ""))

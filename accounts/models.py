@@ -1,8 +1,11 @@
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
+
+from .branding import random_logo_name, tint
 
 
 class UserManager(BaseUserManager):
@@ -51,11 +54,18 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.email
 
 
+def _logo_path(organization: "Organization", filename: str) -> str:
+    return "logos/" + random_logo_name(filename.rsplit(".", 1)[-1])
+
+
 class Organization(models.Model):
     """A tenant. Every team member, meeting type and booking belongs to exactly one."""
 
     name = models.CharField(_("name"), max_length=120)
     slug = models.SlugField(_("booking URL name"), max_length=60, unique=True)
+    # Only ever written by accounts.services.update_branding, from a logo Pillow has re-encoded.
+    logo = models.ImageField(_("logo"), upload_to=_logo_path, blank=True, max_length=200)
+    accent_color = models.CharField(_("accent colour"), max_length=7, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -64,6 +74,16 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def logo_url(self) -> str:
+        if not self.logo:
+            return ""
+        return reverse("organization:logo", args=[self.logo.name.rsplit("/", 1)[-1]])
+
+    @property
+    def accent_tint(self) -> str:
+        return tint(self.accent_color) if self.accent_color else ""
 
     @staticmethod
     def unique_slug_for(name: str) -> str:
@@ -83,6 +103,7 @@ class Organization(models.Model):
             "booking",
             "sandbox",
             "dev",
+            "media",
         }
         slug, n = base, 1
         while slug in reserved or Organization.objects.filter(slug=slug).exists():

@@ -38,6 +38,7 @@ class MeetingTypeForm(forms.ModelForm):
             "slot_interval_minutes",
             "daily_limit_per_host",
             "reminder_minutes_before",
+            "show_branding",
             "is_active",
         ]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}

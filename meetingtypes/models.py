@@ -75,6 +75,11 @@ class MeetingType(models.Model):
         validators=[MinValueValidator(5), MaxValueValidator(60 * 24 * 14)],
         help_text=_("Email the client and hosts this long before the meeting, e.g. 1440 for 24 hours. Empty: none."),
     )
+    show_branding = models.BooleanField(
+        _("Show our logo and colour on the booking page"),
+        default=False,
+        help_text=_("The logo and accent colour set under Organization."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -19,6 +19,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from accounts.models import Organization
 from bookings.models import Booking, BookingHost
 from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import DateOverride, WorkingHours
@@ -101,6 +102,16 @@ MATRIX: list[Row] = [
     # Connect and disconnect act on the viewer's own card only: no URL names another member.
     _everyone_signed_in("integrations:zoom_connect", "post", 302),
     _everyone_signed_in("integrations:zoom_disconnect", "post", 302),
+    # The confirmation step before disconnecting; with nothing connected it sends the viewer back to their card.
+    _everyone_signed_in("integrations:zoom_disconnect_confirm", "get", 302),
+    # An outsider is an admin too: of their own organization, which is the only one the page shows.
+    Row("organization:settings", "get", {"anonymous": LOGIN, "outsider": 200, "owner": 403, "other": 403, "admin": 200}),
+    Row(
+        "organization:settings",
+        "post",
+        {"anonymous": LOGIN, "outsider": 302, "owner": 403, "other": 403, "admin": 302},
+        data={"name": "Renamed", "accent_color": "#1d4ed8"},
+    ),
     # Without a state from a flow this session started, the callback refuses and stores nothing.
     _everyone_signed_in("integrations:zoom_callback", "get", 403),
     Row(
@@ -130,6 +141,8 @@ PUBLIC = {
     "integrations:zoom_webhook",  # signed by Zoom (tests/test_zoom_integration.py)
     "help:zoom",
     "help:support",
+    "favicon",
+    "organization:logo",  # a current logo by its random name, shown on public booking pages (test_branding)
 }
 
 
@@ -200,6 +213,7 @@ def _snapshot(objects) -> tuple:
         booking.status,
         DateOverride.objects.filter(member=member).count(),
         list(WorkingHours.objects.filter(member=member).values_list("weekday", "start", "end")),
+        Organization.objects.values_list("name", "accent_color").get(pk=member.organization_id),
     )
 
 

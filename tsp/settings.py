@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # Last, so it sees what views raise: our 403/404 pages also with DEBUG on.
+    "tsp.error_pages.FriendlyErrorPagesMiddleware",
 ]
 
 ROOT_URLCONF = "tsp.urls"
@@ -223,7 +225,7 @@ if EMAIL_OUTBOX:
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "TeamSchedulerPro <no-reply@teamschedulerpro.local>")
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
-SUPPORT_EMAIL = "truf@comcast.net"
+SUPPORT_EMAIL = env("SUPPORT_EMAIL", "truf@comcast.net")
 
 # Provider credentials (used by the integrations app). Tokens are encrypted with
 # TOKEN_ENCRYPTION_KEYS: comma-separated Fernet keys, the first one encrypts.
@@ -269,6 +271,10 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploads (organization logos). Served by accounts.views.organization_logo, not by WhiteNoise.
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

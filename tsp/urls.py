@@ -1,8 +1,17 @@
 from django.conf import settings
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
 from . import health
+
+
+def favicon(request):
+    # Browsers ask for /favicon.ico whatever a page links to. Not permanent: the file's name
+    # carries a content hash in production and changes with it.
+    return redirect(static("img/favicon.svg"))
+
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -13,7 +22,11 @@ urlpatterns = [
     path("", include("meetingtypes.urls")),
     path("", include("integrations.urls")),
     path("help/", include("tsp.help_urls")),
+    path("", include("accounts.urls")),
+    path("favicon.ico", favicon, name="favicon"),
 ]
+
+handler500 = "tsp.error_pages.server_error"
 
 if settings.EMAIL_OUTBOX:
     urlpatterns.append(path("dev/outbox/", include("tsp.outbox")))

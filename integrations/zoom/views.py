@@ -84,6 +84,17 @@ def callback(request):
     return response
 
 
+@require_GET
+@member_required
+def disconnect_confirm(request):
+    """Ask first: disconnecting cannot be undone from here (a new connect needs Zoom's consent again)."""
+    connection = request.member.zoom_connection
+    if connection is None:
+        messages.info(request, _("Zoom is not connected, so there is nothing to disconnect."))
+        return _back_to_card(request)
+    return render(request, "integrations/disconnect_confirm.html", {"provider_name": "Zoom", "connection": connection})
+
+
 @require_POST
 @member_required
 def disconnect(request):
