@@ -38,9 +38,7 @@ def stored_files(media_root) -> list:
     return sorted(path for path in media_root.rglob("*") if path.is_file())
 
 
-def test_the_admin_uploads_a_logo_and_it_is_stored_under_a_random_name_and_served_as_an_image(
-    login, admin, media_root
-):
+def test_the_admin_uploads_a_logo_and_it_is_stored_under_a_random_name_and_served_as_an_image(login, admin, media_root):
     client = login(admin)
     response = save_settings(client, logo=image_upload("PNG"))
 
