@@ -55,6 +55,27 @@ def press_disconnect(browser):
 # --- Disconnect Zoom inside the app ------------------------------------------------------------
 
 
+def test_disconnect_on_the_card_asks_first_and_asking_changes_nothing(maya):
+    browser = browser_for(maya, enforce_csrf_checks=True)
+    connect_zoom(browser, maya, MAYA_ZOOM)
+    confirm_url = reverse("integrations:zoom_disconnect_confirm")
+    assert f'href="{confirm_url}"' in card_as_seen_by(maya, maya)
+
+    question = browser.get(confirm_url)
+
+    assert question.status_code == 200
+    page = question.content.decode()
+    assert "Disconnect Zoom from your account?" in page and MAYA_ZOOM in page
+    assert "Meetings already created stay on your Zoom account." in page
+    assert f'action="{reverse("integrations:zoom_disconnect")}"' in page  # the button that does it
+    assert Connection.objects.filter(member=maya, provider=Provider.ZOOM).exists()
+
+    press_disconnect(browser)
+    again = browser.get(confirm_url)
+    assert again.status_code == 302  # nothing left to disconnect: back to the card
+    assert again["Location"] == reverse("members:list") + f"#member-{maya.pk}"
+
+
 def test_disconnect_without_the_csrf_token_is_refused(maya):
     browser = browser_for(maya, enforce_csrf_checks=True)
     connection = connect_zoom(browser, maya, MAYA_ZOOM)
