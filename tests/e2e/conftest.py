@@ -123,12 +123,12 @@ def site(request, live_server, settings, tmp_path) -> Site:
 _OVERFLOW = """() => {
   const width = window.innerWidth;
   const wide = [...document.querySelectorAll('body *')]
-    .filter(el => el.getBoundingClientRect().right > width + 1 && getComputedStyle(el).position !== 'fixed')
-    .filter(el => !el.parentElement || el.parentElement.getBoundingClientRect().right <= width + 1)
+    .filter(el => el.getBoundingClientRect().right > width && getComputedStyle(el).position !== 'fixed')
+    .filter(el => !el.parentElement || el.parentElement.getBoundingClientRect().right <= width)
     .slice(0, 5)
     .map(el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
                (el.classList.length ? '.' + [...el.classList].join('.') : '') +
-               ' (' + Math.round(el.getBoundingClientRect().right) + ' px)');
+               ' (right edge at ' + el.getBoundingClientRect().right.toFixed(1) + ' px)');
   return {scrollWidth: document.documentElement.scrollWidth, innerWidth: width, widest: wide};
 }"""
 
@@ -159,7 +159,7 @@ class Journey:
 
     new_context: object
     site_url: str = ""
-    problems: list[str] = field(default_factory=list)
+    found: dict[str, str] = field(default_factory=dict)  # one entry per page and kind of problem
     visited: dict[str, str] = field(default_factory=dict)
     checked: set[str] = field(default_factory=set)
 
@@ -180,27 +180,26 @@ class Journey:
         page.wait_for_load_state("load")
         name = _redacted(page.url)
         self.checked.add(name)
-        found: dict[str, str] = {}
-        self._axe(page, name, "desktop", found)
+        self._axe(page, name, "desktop")
         original = page.viewport_size
         page.set_viewport_size(PHONE)
         try:
             page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
             width = page.evaluate(_OVERFLOW)
             if width["scrollWidth"] > width["innerWidth"]:
-                self.problems.append(
+                self.found.setdefault(
+                    f"{name} overflow",
                     f"{name}: {width['scrollWidth']} px wide at {width['innerWidth']} px; "
-                    f"sticking out: {', '.join(width['widest']) or '?'}"
+                    f"sticking out: {', '.join(width['widest']) or '?'}",
                 )
-            self._axe(page, name, "390 px", found)
+            self._axe(page, name, "390 px")
             if frame_selector:
                 frame = page.locator(frame_selector).element_handle().content_frame()
-                self._axe(frame, f"{name} (inside {frame_selector})", "390 px", found)
+                self._axe(frame, f"{name} (inside {frame_selector})", "390 px")
         finally:
             page.set_viewport_size(original)
-        self.problems.extend(found.values())
 
-    def _axe(self, target, name: str, width: str, found: dict[str, str]) -> None:
+    def _axe(self, target, name: str, width: str) -> None:
         if not AXE_SCRIPT.exists():
             pytest.fail(f"{AXE_SCRIPT.relative_to(ROOT)} is missing: run `npm ci` (make test does)")
         if not target.evaluate("() => typeof window.axe !== 'undefined'"):
@@ -209,11 +208,15 @@ class Journey:
             if violation["impact"] not in BLOCKING_IMPACTS:
                 continue
             key = f"{name} {violation['id']}"
-            if key not in found:
-                found[key] = (
+            if key not in self.found:
+                self.found[key] = (
                     f"{name}: axe {violation['impact']} {violation['id']} ({violation['help']}) at {width}, "
                     f"{violation['count']} node(s): {'; '.join(violation['targets'])}"
                 )
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self.found.values())
 
     def unchecked_pages(self) -> list[str]:
         """Pages of our site that were loaded but never checked (the sandbox plays Zoom: not ours)."""
