@@ -18,6 +18,8 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from tsp.formatting import override_format_locale
+
 from .invitations import Invitation, Person, to_ics
 from .models import Booking, EmailDelivery
 
@@ -38,6 +40,7 @@ class Recipient:
     time_zone: str
     is_client: bool
     locale: str = ""  # BCP 47; empty: not known, the default format is used
+    locale: str = ""  # BCP 47; empty: not known, the default format is used
     # A host handed the booking on a reschedule: it was never theirs at the old time.
     newly_assigned: bool = False
 
@@ -53,12 +56,12 @@ def _hosts(booking: Booking):
 
 
 def client_of(booking: Booking) -> Recipient:
-    return Recipient(booking.client_email, booking.client_name, booking.client_time_zone, True)
+    return Recipient(booking.client_email, booking.client_name, booking.client_time_zone, True, booking.client_locale)
 
 
 def hosts_of(booking: Booking, members=None) -> list[Recipient]:
     members = _hosts(booking) if members is None else members
-    return [Recipient(m.user.email, m.display_name, m.time_zone, False) for m in members]
+    return [Recipient(m.user.email, m.display_name, m.time_zone, False, m.locale) for m in members]
 
 
 # ---------------------------------------------------------------- composing
@@ -135,7 +138,12 @@ def compose(booking: Booking, *, kind: str, recipient: Recipient, previous_start
         "previous_start": previous_start,
         "site_url": settings.SITE_URL,
     }
-    with translation.override(settings.LANGUAGE_CODE), timezone.override(recipient.time_zone):
+    # Dates and times as the recipient's own browser shows them: their zone and their locale.
+    with (
+        translation.override(settings.LANGUAGE_CODE),
+        timezone.override(recipient.time_zone),
+        override_format_locale(recipient.locale),
+    ):
         subject = render_to_string("bookings/email/subject.txt", context).strip()
         text = render_to_string("bookings/email/body.txt", context)
         html = render_to_string("bookings/email/body.html", context)

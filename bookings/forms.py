@@ -5,7 +5,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.timezones import validate_time_zone
+from members.timezones import canonical_name
 
 
 def parse_start(value: str) -> datetime | None:
@@ -35,8 +35,18 @@ class SlotField(forms.CharField):
 
 
 class TimeZoneField(forms.CharField):
+    """The client's zone from the calendar: canonical, or an older name of one (stored canonical)."""
+
     widget = forms.HiddenInput
-    default_validators = [validate_time_zone]
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        canonical = canonical_name(value)
+        if value and canonical is None:
+            raise forms.ValidationError(
+                _("“%(name)s” is not a known time zone."), params={"name": value[:64]}, code="invalid_tz"
+            )
+        return canonical or value
 
 
 class BookingForm(forms.Form):

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from meetingtypes.models import MeetingType
 from members.models import TeamMember
+from tsp.formatting import normalize_locale
 from tsp.tasks import enqueue_after_commit
 
 from . import availability, selectors, slots
@@ -133,6 +134,7 @@ def book(
     client_email: str,
     client_notes: str,
     client_time_zone: str,
+    client_locale: str = "",
     now: datetime | None = None,
 ) -> Booking:
     now = now or timezone.now()
@@ -150,6 +152,7 @@ def book(
             client_email=client_email,
             client_notes=client_notes,
             client_time_zone=client_time_zone,
+            client_locale=normalize_locale(client_locale) or "",
         )
         _assign(booking, _host_choices(meeting_type, free), selectors.slot_rules(meeting_type))
         after_booking_change(booking, BookingChange.CREATED)
@@ -161,8 +164,12 @@ def _ensure_changeable(booking: Booking, now: datetime) -> None:
         raise BookingLocked
 
 
-def reschedule(*, booking: Booking, start: datetime, now: datetime | None = None) -> Booking:
-    """Move the same booking (same calendar UID, higher sequence), keeping its host when still free."""
+def reschedule(
+    *, booking: Booking, start: datetime, client_locale: str | None = None, now: datetime | None = None
+) -> Booking:
+    """Move the same booking (same calendar UID, higher sequence), keeping its host when still free.
+
+    `client_locale`: the client's browser locale when the client moves it (their emails follow it)."""
     now = now or timezone.now()
     with transaction.atomic():
         booking = Booking.objects.select_for_update().select_related("meeting_type").get(pk=booking.pk)
@@ -175,7 +182,8 @@ def reschedule(*, booking: Booking, start: datetime, now: datetime | None = None
         BookingHost.objects.filter(booking=booking).delete()
         booking.start, booking.end = start, start + meeting_type.duration
         booking.sequence += 1
-        booking.save(update_fields=["start", "end", "sequence", "updated_at"])
+        booking.client_locale = normalize_locale(client_locale) or booking.client_locale
+        booking.save(update_fields=["start", "end", "sequence", "client_locale", "updated_at"])
         _assign(booking, _host_choices(meeting_type, free, prefer=current), selectors.slot_rules(meeting_type))
         after_booking_change(
             booking, BookingChange.RESCHEDULED, previous_start=previous_start, previous_host_ids=current

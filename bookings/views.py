@@ -18,7 +18,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import member_required
 from meetingtypes.models import MeetingType
-from members.timezones import is_valid_time_zone, time_zone_choices
+from members.timezones import TimeZoneSelect, canonical_name, is_valid_time_zone
+from tsp.formatting import browser_locale
 from tsp.privacy import secret_url
 from tsp.ratelimit import client_ip, hit
 
@@ -53,7 +54,8 @@ def _is_embed(request) -> bool:
 
 
 def _zone_or_none(name: str | None) -> ZoneInfo | None:
-    return ZoneInfo(name) if name and is_valid_time_zone(name) else None
+    canonical = canonical_name(name)
+    return ZoneInfo(canonical) if canonical else None
 
 
 def _public_meeting_type(org_slug: str, slug: str, *, include_inactive: bool = False) -> MeetingType:
@@ -107,8 +109,9 @@ def _slots_response(request, meeting_type, exclude_booking_id=None):
     return response
 
 
-def _calendar_context(request, meeting_type, *, slots_url, select_url, heading=""):
-    tz = request.GET.get("tz", "")
+def _calendar_context(request, meeting_type, *, slots_url, select_url, heading="", default_time_zone=""):
+    tz = canonical_name(request.GET.get("tz", "")) or canonical_name(default_time_zone) or ""
+    time_zone_select = TimeZoneSelect(attrs={"id": "booking-tz", "aria-describedby": "booking-tz-note"})
     month = request.GET.get("month", "")
     return {
         "organization": meeting_type.organization,
@@ -117,8 +120,8 @@ def _calendar_context(request, meeting_type, *, slots_url, select_url, heading="
         "embed": _is_embed(request),
         "slots_url": slots_url,
         "select_url": select_url,
-        "time_zone_choices": time_zone_choices(),
-        "initial_time_zone": tz if is_valid_time_zone(tz) else "",
+        "time_zone_select": time_zone_select.render("tz", tz or None),
+        "initial_time_zone": tz,
         "initial_month": month if _MONTH.fullmatch(month) else "",
         "taken": request.GET.get("taken") == "1",
         "not_offered": request.GET.get("not_offered") == "1",
@@ -131,7 +134,7 @@ def _calendar_context(request, meeting_type, *, slots_url, select_url, heading="
 def _back_to_calendar(url: str, *, tz: str, start, embed: bool, refusal: services.SlotUnavailable) -> str:
     """The calendar again, saying why: a time never offered (a tampered or stale form) is not "just taken"."""
     reason = "not_offered" if isinstance(refusal, services.SlotNotOffered) else "taken"
-    params = {reason: "1", "tz": tz if is_valid_time_zone(tz) else "UTC"}
+    params = {reason: "1", "tz": canonical_name(tz) or "UTC"}
     if start is not None:
         params["month"] = start.astimezone(ZoneInfo(params["tz"])).strftime("%Y-%m")
     if embed:
@@ -229,6 +232,7 @@ def book(request, org_slug: str, slug: str):
                     client_email=data["email"],
                     client_notes=data["notes"],
                     client_time_zone=data["time_zone"],
+                    client_locale=browser_locale(request) or "",
                 )
             except services.SlotUnavailable as refusal:
                 back = _back_to_calendar(
@@ -319,9 +323,8 @@ def reschedule(request, uid, token: str):
         slots_url=reverse("bookings:reschedule_slots", args=[booking.uid, token]),
         select_url=reverse("bookings:reschedule_confirm", args=[booking.uid, token]),
         heading=_("Pick a new time"),
+        default_time_zone=booking.client_time_zone,
     )
-    if not context["initial_time_zone"]:
-        context["initial_time_zone"] = booking.client_time_zone
     context["booking"] = booking
     response = render(request, "bookings/public/calendar.html", context)
     return response
@@ -355,7 +358,7 @@ def reschedule_confirm(request, uid, token: str):
         if _rate_limited(request):
             return _too_many(request, context)
         try:
-            services.reschedule(booking=booking, start=new_start)
+            services.reschedule(booking=booking, start=new_start, client_locale=browser_locale(request))
         except services.SlotUnavailable as refusal:
             embed = _is_embed(request)
             return redirect(_back_to_calendar(calendar_url, tz=tz, start=new_start, embed=embed, refusal=refusal))

@@ -8,14 +8,14 @@ from django.contrib.auth.password_validation import password_validators_help_tex
 from django.utils.translation import gettext_lazy as _
 
 from .models import TeamMember, WorkingHours
-from .timezones import time_zone_choices
+from .timezones import TimeZoneField
 
 
 class ProfileForm(forms.Form):
     """What every member may change about themselves."""
 
     display_name = forms.CharField(label=_("Name"), max_length=120)
-    time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices, initial="UTC")
+    time_zone = TimeZoneField(label=_("Time zone"), browser_zone="suggest")
 
     def clean_display_name(self):
         value = self.cleaned_data["display_name"].strip()
@@ -28,6 +28,7 @@ class MemberForm(ProfileForm):
     """What an admin may change about a member."""
 
     role = forms.ChoiceField(label=_("Role"), choices=TeamMember.Role.choices, initial=TeamMember.Role.MEMBER)
+    time_zone = TimeZoneField(label=_("Time zone"))  # the member's zone, not the admin's browser's
     field_order = ["display_name", "role", "time_zone"]
 
 

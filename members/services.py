@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
 from bookings.slots import availability_changed
+from tsp.formatting import normalize_locale
 from tsp.tasks import enqueue_after_commit
 
 from .models import DateOverride, MemberInvitation, TeamMember, WorkingHours, hash_invitation_token
@@ -111,12 +112,23 @@ def update_member(*, member: TeamMember, display_name: str, role: str, time_zone
 
 
 @transaction.atomic
-def update_own_profile(*, member: TeamMember, display_name: str, time_zone: str) -> TeamMember:
+def update_own_profile(
+    *, member: TeamMember, display_name: str, time_zone: str, locale: str | None = None
+) -> TeamMember:
+    """`locale` is the browser's, when it tells one: the member's emails follow it."""
     member.display_name = display_name.strip()
     member.time_zone = time_zone
-    member.save(update_fields=["display_name", "time_zone", "updated_at"])
+    member.locale = normalize_locale(locale) or member.locale
+    member.save(update_fields=["display_name", "time_zone", "locale", "updated_at"])
     availability_changed(member.organization_id)
     return member
+
+
+def remember_locale(*, user, locale: str | None) -> None:
+    """Keep the locale of the browser a person last used, for the emails they get (all their memberships)."""
+    locale = normalize_locale(locale)
+    if locale:
+        TeamMember.objects.filter(user=user).exclude(locale=locale).update(locale=locale)
 
 
 @transaction.atomic

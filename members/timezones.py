@@ -60,7 +60,7 @@ def _aliases() -> dict[str, str]:
 
 
 def canonical_name(name: str | None) -> str | None:
-    """"Asia/Calcutta" → "Asia/Kolkata"; a canonical name stays; anything else (unknown, "Etc/GMT+5") → None."""
+    """Maps "Asia/Calcutta" → "Asia/Kolkata"; a canonical name stays; anything else (unknown, "Etc/GMT+5") → None."""
     if not name or len(name) > 64:
         return None
     if name in canonical_zones():
@@ -129,17 +129,24 @@ def _offset_text(offset: timedelta) -> str:
     return offset_label(offset)
 
 
-def zone_label(name, at: datetime | None = None) -> str:
-    """"Pacific Time — Los Angeles (GMT−8)": what the zone is called, a city in it and its offset at `at` (now)."""
-    key = getattr(name, "key", name)
+def zone_name(name) -> str:
+    """Reads "Pacific Time — Los Angeles": what the zone is called and a city in it."""
+    key = str(getattr(name, "key", name))
     canonical = canonical_name(key) or key
     if canonical not in all_time_zones():
-        return str(key)
-    zone = zoneinfo.ZoneInfo(canonical)
-    offset = (at or timezone.now()).astimezone(zone).utcoffset() or timedelta(0)
+        return key
     generic, city = _zone_name(canonical, _label_locale())
-    place = f"{generic} — {city}" if generic else city
-    return f"{place} ({_offset_text(offset)})"
+    return f"{generic} — {city}" if generic else city
+
+
+def zone_label(name, at: datetime | None = None) -> str:
+    """Reads "Pacific Time — Los Angeles (GMT−8)": the zone's name and its offset at `at` (now)."""
+    key = str(getattr(name, "key", name))
+    canonical = canonical_name(key) or key
+    if canonical not in all_time_zones():
+        return key
+    offset = (at or timezone.now()).astimezone(zoneinfo.ZoneInfo(canonical)).utcoffset() or timedelta(0)
+    return f"{zone_name(canonical)} ({_offset_text(offset)})"
 
 
 def time_zone_choices() -> list[tuple[str, str]]:

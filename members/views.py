@@ -6,11 +6,11 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.access import admin_required, ensure_admin, member_required
+from tsp.formatting import browser_locale, long_date
 from tsp.privacy import secret_url
 
 from . import selectors, services
@@ -141,7 +141,7 @@ def profile(request):
     if request.method == "POST":
         form = ProfileForm(request.POST)
         if form.is_valid():
-            services.update_own_profile(member=request.member, **form.cleaned_data)
+            services.update_own_profile(member=request.member, locale=browser_locale(request), **form.cleaned_data)
             messages.success(request, _("Your profile was saved."))
             return redirect("members:profile")
         return _profile_page(request, form=form)
@@ -176,7 +176,7 @@ def date_override_add(request):
         member=request.member, date=form.cleaned_data["date"], intervals=form.cleaned_data["hours"]
     )
     messages.success(
-        request, _("Your hours for %(date)s were saved.") % {"date": date_format(form.cleaned_data["date"])}
+        request, _("Your hours for %(date)s were saved.") % {"date": long_date(form.cleaned_data["date"])}
     )
     return redirect("members:profile")
 
@@ -190,7 +190,7 @@ def date_override_remove(request, day: str):
         raise Http404 from None
     if not services.remove_date_override(member=request.member, date=parsed):
         raise Http404
-    messages.success(request, _("%(date)s uses your weekly hours again.") % {"date": date_format(parsed)})
+    messages.success(request, _("%(date)s uses your weekly hours again.") % {"date": long_date(parsed)})
     return redirect("members:profile")
 
 

@@ -285,7 +285,7 @@ def test_a_day_off_removes_that_dates_times(client, login, member, consultation)
 
     page = _profile(client)
     assert "Your hours for" in page
-    assert "Tuesday, 15 December 2026" in page and "Day off" in page
+    assert "Tuesday, December 15, 2026" in page and "Day off" in page
 
 
 def test_a_day_off_ignores_times_left_in_its_hidden_inputs(client, login, member):
@@ -386,8 +386,8 @@ def test_past_overrides_are_not_listed(client, login, member):
     DateOverride.objects.create(member=member, date=date(2026, 12, 24))
     login(member)
     page = _profile(client)
-    assert "Thursday, 24 December 2026" in page
-    assert "1 December 2026" not in page
+    assert "Thursday, December 24, 2026" in page
+    assert "December 1, 2026" not in page
 
 
 def test_the_profile_page_reads_hours_and_overrides_in_a_few_queries(

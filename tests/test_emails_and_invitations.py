@@ -208,11 +208,11 @@ def test_a_booking_emails_the_client_and_the_host_once_each_in_their_own_time_zo
     where = str(MeetingType.Location(location).label)
 
     # The client: their own time (09:00 UTC is 04:00 in New York), who they meet, where, and their links.
-    assert to_client.subject == "Confirmed: Intro call on Tue 8 Dec, 04:00 EST"
+    assert to_client.subject == "Confirmed: Intro call on Tue, Dec 8, 2026, 4:00 AM GMT-5"
     client_html = html_of(to_client)
     for body in (to_client.body, client_html):
         assert "Intro call" in body
-        assert "Tuesday 8 December 2026, 04:00–04:30 EST" in body and "America/New_York" in body
+        assert "Tuesday, December 8, 2026, 4:00 AM – 4:30 AM" in body and "Eastern Time — New York (GMT−5)" in body
         assert "10:00" not in body and "09:00" not in body
         assert "Bea Berlin" in body
         assert where in body and detail in body
@@ -225,10 +225,11 @@ def test_a_booking_emails_the_client_and_the_host_once_each_in_their_own_time_zo
         assert client.get(path).status_code == 200, path
 
     # The host: their own time (10:00 in Berlin), who booked, their notes, where; no client links.
-    assert to_host.subject == "New booking: Intro call with Casey Client on Tue 8 Dec, 10:00 CET"
+    assert to_host.subject == "New booking: Intro call with Casey Client on Tue, Dec 8, 2026, 10:00 AM GMT+1"
     host_html = html_of(to_host)
     for body in (to_host.body, host_html):
-        assert "Tuesday 8 December 2026, 10:00–10:30 CET" in body and "Europe/Berlin" in body
+        assert "Tuesday, December 8, 2026, 10:00 AM – 10:30 AM" in body
+        assert "Central European Time — Berlin (GMT+1)" in body
         assert "04:00" not in body
         assert "Casey Client" in body and CLIENT_EMAIL in body
         assert "Bring the Q3 numbers." in body
@@ -243,7 +244,7 @@ def test_names_and_notes_read_as_typed_in_the_text_and_subject_and_stay_text_in_
     book(meeting_type, name="Seán O'Brien & Co", notes='Budget < 5k & "urgent" <b>please</b>')
 
     to_host = only_mail_to("bea@acme.example")
-    assert to_host.subject == "New booking: Intro call with Seán O'Brien & Co on Tue 8 Dec, 10:00 CET"
+    assert to_host.subject == "New booking: Intro call with Seán O'Brien & Co on Tue, Dec 8, 2026, 10:00 AM GMT+1"
     assert "Seán O'Brien & Co <casey@example.com>" in to_host.body
     assert 'Budget < 5k & "urgent" <b>please</b>' in to_host.body
     assert "&amp;" not in to_host.body and "&#x27;" not in to_host.body and "&lt;" not in to_host.body
@@ -275,8 +276,11 @@ def test_every_email_carries_an_invitation_a_calendar_app_can_file(book, make_me
     # The client and each host: one email each, each host in their own zone, naming the others.
     assert sorted(m.to[0] for m in mail.outbox) == sorted([CLIENT_EMAIL, "ola@acme.example", "ben@acme.example"])
     assert "With: Ola First, Ben Second" in only_mail_to(CLIENT_EMAIL).body
-    assert "Tuesday 8 December 2026, 10:00–11:00 CET (Europe/Berlin)" in only_mail_to("ola@acme.example").body
-    assert "Tuesday 8 December 2026, 09:00–10:00 UTC (UTC)" in only_mail_to("ben@acme.example").body
+    to_ola, to_ben = only_mail_to("ola@acme.example").body, only_mail_to("ben@acme.example").body
+    assert "Tuesday, December 8, 2026, 10:00 AM – 11:00 AM" in to_ola
+    assert "Central European Time — Berlin (GMT+1)" in to_ola
+    assert "Tuesday, December 8, 2026, 9:00 AM – 10:00 AM" in to_ben
+    assert "Coordinated Universal Time — UTC (GMT+0)" in to_ben
     events = {}
     for message in mail.outbox:
         attachment = message.attachments[0]
@@ -342,12 +346,12 @@ def test_a_moved_booking_updates_the_same_calendar_event_and_says_what_changed(c
     assert booking.sequence == 1
     assert sorted(message.to[0] for message in mail.outbox) == sorted([CLIENT_EMAIL, "bea@acme.example"])
     to_client, to_host = only_mail_to(CLIENT_EMAIL), only_mail_to("bea@acme.example")
-    assert to_client.subject == "New time: Intro call on Wed 9 Dec, 09:00 EST"
+    assert to_client.subject == "New time: Intro call on Wed, Dec 9, 2026, 9:00 AM GMT-5"
     assert "This meeting has a new time." in to_client.body
-    assert "Wednesday 9 December 2026, 09:00–09:30 EST" in to_client.body
-    assert "It was on Tuesday 8 December 2026, 04:00 EST." in to_client.body
-    assert "It was on Tuesday 8 December 2026, 04:00 EST." in html_of(to_client)
-    assert "It was on Tuesday 8 December 2026, 10:00 CET." in to_host.body
+    assert "Wednesday, December 9, 2026, 9:00 AM – 9:30 AM" in to_client.body
+    assert "It was on Tuesday, December 8, 2026, 4:00 AM." in to_client.body
+    assert "It was on Tuesday, December 8, 2026, 4:00 AM." in html_of(to_client)
+    assert "It was on Tuesday, December 8, 2026, 10:00 AM." in to_host.body
     assert set(manage_paths(to_client.body)) == {"reschedule", "cancel"}
     for message in (to_client, to_host):
         event = invitation(message, "REQUEST")
@@ -398,7 +402,7 @@ def test_a_round_robin_booking_moved_to_another_host_leaves_the_first_hosts_cale
         assert "A booking was moved to you." in text
         assert "It was on" not in text and "This meeting has a new time." not in text
     # The client still hears what changed.
-    assert "It was on Tuesday 8 December 2026, 04:00 EST." in only_mail_to(CLIENT_EMAIL).body
+    assert "It was on Tuesday, December 8, 2026, 4:00 AM." in only_mail_to(CLIENT_EMAIL).body
 
 
 @pytest.fixture
@@ -467,7 +471,7 @@ def test_a_cancelled_booking_is_removed_from_every_calendar_with_the_reason(comm
     assert booking.status == Booking.Status.CANCELLED and booking.sequence == 1
     assert sorted(message.to[0] for message in mail.outbox) == sorted([CLIENT_EMAIL, "bea@acme.example"])
     for message in mail.outbox:
-        assert message.subject.startswith("Cancelled: Intro call on Tue 8 Dec")
+        assert message.subject.startswith("Cancelled: Intro call on Tue, Dec 8, 2026")
         for body in (message.body, html_of(message)):
             assert "This meeting was cancelled." in body
             assert "Our office is closed that day." in body
@@ -478,8 +482,8 @@ def test_a_cancelled_booking_is_removed_from_every_calendar_with_the_reason(comm
         assert event["SEQUENCE"] == 1
         assert event.decoded("DTSTART") == TUESDAY_9_UTC
         assert set(people(event, "ATTENDEE")) == {f"mailto:{CLIENT_EMAIL}", "mailto:bea@acme.example"}
-    assert "Tuesday 8 December 2026, 04:00" in only_mail_to(CLIENT_EMAIL).body
-    assert "Tuesday 8 December 2026, 10:00" in only_mail_to("bea@acme.example").body
+    assert "Tuesday, December 8, 2026, 4:00 AM" in only_mail_to(CLIENT_EMAIL).body
+    assert "Tuesday, December 8, 2026, 10:00 AM" in only_mail_to("bea@acme.example").body
 
 
 # ---------------------------------------------------------------- no video link
@@ -509,7 +513,7 @@ def test_without_a_connected_zoom_the_booking_stands_the_client_is_told_and_the_
     action = next(message for message in host_mail if message.subject.startswith("Action needed"))
     assert "Strategy session" in action.subject
     assert "ACTION NEEDED" in action.body and "Casey Client" in action.body and CLIENT_EMAIL in action.body
-    assert "Tuesday 8 December 2026, 10:00" in action.body  # in the host's zone
+    assert "Tuesday, December 8, 2026, 10:00 AM" in action.body  # in the host's zone
     confirmation = next(message for message in host_mail if message.subject.startswith("New booking"))
     assert "please send one to the client" in confirmation.body
     assert "URL" not in invitation(confirmation)
@@ -755,9 +759,9 @@ def test_the_emails_go_through_a_real_smtp_server_with_their_invitation(smtp_ser
     for sender, _rcpts, _data in smtp_server.envelopes:
         assert sender == "no-reply@teamschedulerpro.local"
     to_client, to_host = received[CLIENT_EMAIL], received["bea@acme.example"]
-    assert to_client["Subject"] == "Confirmed: Intro call on Tue 8 Dec, 04:00 EST"
+    assert to_client["Subject"] == "Confirmed: Intro call on Tue, Dec 8, 2026, 4:00 AM GMT-5"
     assert "Zoë Ångström" in to_host["Subject"]
-    assert "Tuesday 8 December 2026, 04:00" in to_client.get_body(preferencelist=("plain",)).get_content()
+    assert "Tuesday, December 8, 2026, 4:00 AM" in to_client.get_body(preferencelist=("plain",)).get_content()
     assert "Zoë Ångström" in to_host.get_body(preferencelist=("html",)).get_content()
     for message in (to_client, to_host):
         part = invitation_part(message)

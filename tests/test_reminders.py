@@ -113,10 +113,10 @@ def test_a_reminder_goes_to_the_client_and_the_host_once_when_it_is_due(clock, b
     assert recipients(sent) == sorted([CLIENT_EMAIL, HOST_EMAIL])
     to_client = next(message for message in sent if message.to == [CLIENT_EMAIL])
     to_host = next(message for message in sent if message.to == [HOST_EMAIL])
-    assert to_client.subject == "Reminder: Intro call on Wed 9 Dec, 05:00 EST"  # the client's zone
+    assert to_client.subject == "Reminder: Intro call on Wed, Dec 9, 2026, 5:00 AM GMT-5"  # the client's zone
     assert "A reminder of your upcoming meeting." in to_client.body
-    assert "Wednesday 9 December 2026, 05:00–05:30 EST" in to_client.body
-    assert "Wednesday 9 December 2026, 10:00–10:30 UTC" in to_host.body
+    assert "Wednesday, December 9, 2026, 5:00 AM – 5:30 AM" in to_client.body
+    assert "Wednesday, December 9, 2026, 10:00 AM – 10:30 AM" in to_host.body
     assert "/booking/" in to_client.body and "/booking/" not in to_host.body
     for message in sent:
         event = event_in(message)
@@ -170,7 +170,7 @@ def test_a_booking_moved_later_is_reminded_of_its_new_time_only(clock, committed
         event = event_in(message)
         assert event.decoded("DTSTART") == new_start
         assert event["SEQUENCE"] == booking.sequence == 1
-        assert "Thursday 10 December 2026" in message.body and "Wednesday" not in message.body
+        assert "Thursday, December 10, 2026" in message.body and "Wednesday" not in message.body
     assert run_reminders_at(clock, new_start - timedelta(hours=2)) == []
 
 

@@ -130,42 +130,59 @@ def _plain(text: str) -> str:
 
 
 def long_date(value: date | datetime, locale: str | None = None) -> str:
-    """"Wednesday, December 2, 2026" (en-US), "Wednesday, 2 December 2026" (en-GB)."""
+    """Gives "Wednesday, December 2, 2026" (en-US), "Wednesday, 2 December 2026" (en-GB)."""
     value = _local(value)
     return _plain(format_date(value, "full", locale=_babel_locale(locale)))
 
 
 def short_date(value: date | datetime, locale: str | None = None) -> str:
-    """"Wed, Dec 2, 2026" (en-US), "Wed, 2 Dec 2026" (en-GB): for tables and subjects."""
+    """Gives "Wed, Dec 2, 2026" (en-US), "Wed, 2 Dec 2026" (en-GB): for tables and subjects."""
     value = _local(value)
     return _plain(format_skeleton("yMMMEd", value, locale=_babel_locale(locale)))
 
 
 def time_of_day(value: datetime, locale: str | None = None) -> str:
-    """"12:00 AM" (en-US), "00:00" (en-GB)."""
+    """Gives "12:00 AM" (en-US), "00:00" (en-GB)."""
     value = _local(value)
     return _plain(format_time(value, "short", tzinfo=value.tzinfo, locale=_babel_locale(locale)))
 
 
 def time_range(start: datetime, end: datetime, locale: str | None = None) -> str:
-    """"9:00 AM – 9:30 AM": two times of day, as the calendar shows them one by one."""
+    """Gives "9:00 AM – 9:30 AM": two times of day, as the calendar shows them one by one."""
     return f"{time_of_day(start, locale)} – {time_of_day(end, locale)}"
 
 
+def _joined(day: str, clock: str, locale: str | None) -> str:
+    """A date and a time joined as the locale joins them ("{1}, {0}" in English, "{1} {0}" in Japanese)."""
+    pattern = get_datetime_format("full", locale=_babel_locale(locale))
+    return _plain(pattern.replace("{1}", day).replace("{0}", clock))
+
+
 def date_time(value: datetime, locale: str | None = None) -> str:
-    """"Wednesday, December 2, 2026, 9:00 AM": the long date and the time, joined as the locale joins them."""
-    babel_locale = _babel_locale(locale)
-    pattern = get_datetime_format("full", locale=babel_locale)
-    return _plain(pattern.replace("{1}", long_date(value, locale)).replace("{0}", time_of_day(value, locale)))
+    """Gives "Wednesday, December 2, 2026, 9:00 AM"."""
+    return _joined(long_date(value, locale), time_of_day(value, locale), locale)
+
+
+def date_time_range(start: datetime, end: datetime, locale: str | None = None) -> str:
+    """Gives "Wednesday, December 2, 2026, 9:00 AM – 9:30 AM"."""
+    return _joined(long_date(start, locale), time_range(start, end, locale), locale)
+
+
+def short_date_time(value: datetime, locale: str | None = None) -> str:
+    """Gives "Wed, Dec 2, 2026, 9:00 AM GMT-8": an email subject's time, with the offset of the zone it is in.
+
+    ASCII hyphen here: an English subject stays plain ASCII, not an RFC 2047 encoded word."""
+    offset = offset_label(_local(value).utcoffset() or timedelta(0), minus="-")
+    return f"{_joined(short_date(value, locale), time_of_day(value, locale), locale)} {offset}"
 
 
 def gmt_offset(value: datetime) -> str:
-    """"GMT−8", "GMT+5:30", "GMT+0" at that instant in the active zone (with the real minus sign)."""
+    """Gives "GMT−8", "GMT+5:30", "GMT+0" at that instant in the active zone (with the real minus sign)."""
     return offset_label(_local(value).utcoffset() or timedelta(0))
 
 
-def offset_label(offset: timedelta) -> str:
+def offset_label(offset: timedelta, *, minus: str = "−") -> str:
     minutes = int(offset.total_seconds()) // 60
-    sign = "−" if minutes < 0 else "+"
+    sign = minus if minutes < 0 else "+"
     hours, rest = divmod(abs(minutes), 60)
     return f"GMT{sign}{hours}" + (f":{rest:02d}" if rest else "")

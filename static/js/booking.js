@@ -47,10 +47,13 @@
     slotList: document.getElementById("booking-slot-list"),
   };
 
-  // Month names, weekdays and times follow the browser's locale; plural forms must
+  // Month names, weekdays and times follow the browser's locale, named explicitly: the server
+  // formats the form, confirmation and emails in the same one (the first Accept-Language tag,
+  // i.e. navigator.language) with the same CLDR patterns (tsp/formatting.py). Plural forms must
   // match the language the strings were translated into, i.e. the page language.
-  const fullDateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeZone: "UTC" });
-  const monthFormat = new Intl.DateTimeFormat(undefined, { month: "long", year: "numeric", timeZone: "UTC" });
+  const LOCALE = supportedLocale(navigator.language);
+  const fullDateFormat = new Intl.DateTimeFormat(LOCALE, { dateStyle: "full", timeZone: "UTC" });
+  const monthFormat = new Intl.DateTimeFormat(LOCALE, { month: "long", year: "numeric", timeZone: "UTC" });
   const pluralRules = new Intl.PluralRules(document.documentElement.lang || undefined);
 
   const CACHE_MS = 60 * 1000; // short enough that a freshly booked slot soon disappears
@@ -68,6 +71,14 @@
   };
 
   /* ---------- small helpers ---------- */
+
+  function supportedLocale(tag) {
+    try {
+      return tag && Intl.DateTimeFormat.supportedLocalesOf([tag]).length ? tag : undefined;
+    } catch (err) {
+      return undefined;
+    }
+  }
 
   function readJsonElement(id) {
     const node = document.getElementById(id);
@@ -88,7 +99,7 @@
     // Only "one"/"other" are provided by the template; languages with more plural
     // categories fall back to the "other" form.
     const key = pluralRules.select(count) === "one" ? "timesAvailableOne" : "timesAvailableOther";
-    return t(key, { count: count.toLocaleString() });
+    return t(key, { count: count.toLocaleString(LOCALE) });
   }
 
   function dateFromIso(isoDate) {
@@ -137,7 +148,9 @@
 
   function makeTimeFormat(timeZone) {
     try {
-      return new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone });
+      // timeStyle "short" is CLDR's short time pattern, as Babel's format_time(…, "short"):
+      // "9:00 AM" in en-US, "09:00" in en-GB.
+      return new Intl.DateTimeFormat(LOCALE, { timeStyle: "short", timeZone });
     } catch (err) {
       return null; // zone unknown to this browser: fall back to the server's label
     }
@@ -161,8 +174,12 @@
 
   /* ---------- time zone ---------- */
 
-  function hasOption(select, value) {
-    return Array.from(select.options).some((option) => option.value === value);
+  // The select's value for a zone name; browsers may report an older name ("Asia/Calcutta"),
+  // which tz-picker.js maps to the listed one ("Asia/Kolkata").
+  function resolveZone(zone) {
+    if (!zone) return "";
+    if (window.tspTimeZones) return window.tspTimeZones.resolve(el.tzSelect, zone);
+    return Array.from(el.tzSelect.options).some((option) => option.value === zone) ? zone : "";
   }
 
   function detectTimeZone() {
@@ -175,13 +192,14 @@
 
   function chooseInitialTimeZone() {
     const select = el.tzSelect;
-    const candidates = [config.initialTimeZone, detectTimeZone(), "UTC"];
-    const match = candidates.find((zone) => zone && hasOption(select, zone));
+    const candidates = [config.initialTimeZone, detectTimeZone(), "UTC"].map(resolveZone);
+    const match = candidates.find(Boolean);
     if (match) select.value = match;
     return select.value || "UTC";
   }
 
   function zoneLabel(zone) {
+    if (window.tspTimeZones) return window.tspTimeZones.label(el.tzSelect, zone);
     const option = Array.from(el.tzSelect.options).find((item) => item.value === zone);
     return option ? option.textContent.trim() : zone;
   }
@@ -281,10 +299,11 @@
   function showData(data, options) {
     el.calendar.classList.remove("has-error");
     state.data = data;
-    if (data.time_zone && data.time_zone !== state.timeZone && hasOption(el.tzSelect, data.time_zone)) {
+    const served = resolveZone(data.time_zone);
+    if (served && served !== state.timeZone) {
       // The server may normalise the zone; keep the select in step with what it used.
-      state.timeZone = data.time_zone;
-      el.tzSelect.value = data.time_zone;
+      state.timeZone = served;
+      el.tzSelect.value = served;
     }
     state.selectedDate = pickSelectedDate();
     state.focusDate = options.focusDate ? dateInMonth(data.month, Number(options.focusDate.slice(8))) : null;
@@ -338,8 +357,8 @@
   /* ---------- rendering ---------- */
 
   function renderWeekdays() {
-    const short = new Intl.DateTimeFormat(undefined, { weekday: "short", timeZone: "UTC" });
-    const long = new Intl.DateTimeFormat(undefined, { weekday: "long", timeZone: "UTC" });
+    const short = new Intl.DateTimeFormat(LOCALE, { weekday: "short", timeZone: "UTC" });
+    const long = new Intl.DateTimeFormat(LOCALE, { weekday: "long", timeZone: "UTC" });
     const monday = "2024-01-01"; // any Monday
     const cells = [];
     for (let i = 0; i < 7; i += 1) {
