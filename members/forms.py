@@ -234,7 +234,7 @@ class IntervalRow:
     @property
     def interval(self) -> str:
         """'09:00–12:00' for the Remove button's name; an end of 00:00 is said as 24:00."""
-        if not (self.start or self.end):
+        if not (self.start and self.end):
             return ""
         return f"{self.start}–{'24:00' if self.end == '00:00' else self.end}"
 
@@ -339,7 +339,7 @@ class DateOverrideForm(forms.Form):
 
     date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     hours = IntervalsField(
-        label=_("Other hours"),
+        label=_("Date override"),
         widget=OverrideHoursInput,
         empty_message=_("Add at least one interval, or choose “Day off”."),
     )

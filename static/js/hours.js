@@ -58,7 +58,7 @@
   function updateRemoveLabel(group, row, n) {
     const { start, end } = inputsOf(row);
     const day = group.dataset.label;
-    const label = isFilled(row)
+    const label = start.value && end.value
       ? format(strings.remove, { day, interval: intervalText(start.value, end.value) })
       : format(strings.removeEmpty, { day, n });
     row.querySelector("[data-remove]").setAttribute("aria-label", label);
@@ -146,7 +146,7 @@
   function removeRow(form, row) {
     const group = row.closest("[data-intervals]");
     const { start, end } = inputsOf(row);
-    const said = isFilled(row) ? intervalText(start.value, end.value) : "";
+    const said = start.value && end.value ? intervalText(start.value, end.value) : "";
     const rows = rowsOf(group);
     const index = rows.indexOf(row);
     if (rows.length === 1) {
