@@ -112,3 +112,11 @@ def test_the_menu_button_is_wired_to_the_navigation_it_folds(login, member):
     button = re.search(r'<button type="button" class="btn nav-toggle"[^>]*>', page).group(0)
     assert 'aria-controls="main-nav"' in button and "aria-expanded" in button
     assert '<nav class="sidenav" id="main-nav"' in page
+
+
+def test_a_message_waiting_for_the_next_page_is_not_spent_on_a_404(login, admin, organization):
+    client = login(admin)
+    client.post(reverse("organization:settings"), {"name": "Acme Consulting", "accent_color": ""})
+
+    assert client.get("/app/no-such-page/").status_code == 404
+    assert "settings were saved." in client.get(reverse("members:list")).content.decode()
