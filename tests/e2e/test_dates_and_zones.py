@@ -1,0 +1,87 @@
+"""In a real browser: the calendar (Intl in the browser) and the pages after it (Babel on the server)
+show a time the same way, in the browser's locale; the time zone picker finds zones by name and
+knows the browser's zone, even under an older name."""
+
+import re
+from datetime import time
+
+import pytest
+from django.urls import reverse
+
+from meetingtypes.models import MeetingType, MeetingTypeHost
+from members.models import WorkingHours
+from members.timezones import zone_label
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def consultation(member):
+    """A one-person meeting type whose host (Kolkata) can be booked around the clock."""
+    WorkingHours.objects.filter(member=member).delete()
+    WorkingHours.objects.bulk_create(
+        WorkingHours(member=member, weekday=day, start=time(0), end=time(0)) for day in range(7)
+    )
+    meeting_type = MeetingType.objects.create(
+        organization=member.organization,
+        name="Consultation",
+        slug="consultation",
+        duration_minutes=30,
+        minimum_notice_minutes=60,
+        location=MeetingType.Location.PHONE,
+        location_detail="+44 20 7946 0000",
+        assignment=MeetingType.Assignment.ONE_PERSON,
+    )
+    MeetingTypeHost.objects.create(meeting_type=meeting_type, member=member, position=0)
+    return meeting_type
+
+
+@pytest.mark.parametrize(
+    "locale, clock",
+    [("en-US", r"\d{1,2}:\d{2} [AP]M"), ("en-GB", r"\d{2}:\d{2}")],
+    ids=["12-hour", "24-hour"],
+)
+def test_the_calendar_the_form_and_the_confirmation_show_a_time_alike(
+    live_server, new_context, consultation, locale, clock
+):
+    page = new_context(time_zone="America/New_York", locale=locale).new_page()
+    page.goto(live_server.url + reverse("bookings:public_page", args=[consultation.organization.slug, "consultation"]))
+    page.wait_for_selector("#booking-slot-list button.slot")
+    day = page.locator("#booking-slots-heading").inner_text().strip()
+    slot = page.locator("#booking-slot-list button.slot").first
+    shown = slot.inner_text().strip()
+    assert re.fullmatch(clock, shown), shown
+
+    slot.click()
+    page.wait_for_selector("#id_name")
+    assert f"You picked {day} at {shown} (Eastern Time — New York)." in page.locator("#chosen").inner_text()
+
+    page.fill("#id_name", "Carla Client")
+    page.fill("#id_email", "carla@example.com")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=You are booked")
+    when = page.locator(".booking-facts time").first.inner_text()
+    assert day in when and f"{shown} – " in when, when
+
+
+def test_the_picker_knows_the_browsers_zone_by_its_older_name_and_finds_zones_by_name(live_server, new_context):
+    # Chromium reports Kolkata under ICU's name, "Asia/Calcutta"; the list only has "Asia/Kolkata".
+    page = new_context(time_zone="Asia/Calcutta", locale="en-IN").new_page()
+    page.goto(live_server.url + reverse("account_signup"))
+    select = page.locator("select[name=time_zone]")
+    assert select.input_value() == "Asia/Kolkata"
+
+    search = page.get_by_label("Search time zones")
+    search.fill("los angeles")
+    assert select.locator("option").all_inner_texts() == [
+        zone_label("Asia/Kolkata"),  # the chosen zone stays while it doesn't match: filtering never changes it
+        zone_label("America/Los_Angeles"),  # "Pacific Time — Los Angeles (GMT−8)" in winter
+    ]
+    search.press("Enter")
+    assert select.input_value() == "America/Los_Angeles"
+    assert page.url.endswith(reverse("account_signup"))  # Enter chose a zone, it didn't submit the form
+
+    search.fill("calcutta")  # older names find their zone too
+    assert select.locator("option").all_inner_texts() == [zone_label("America/Los_Angeles"), zone_label("Asia/Kolkata")]
+    search.press("Escape")
+    assert select.locator("option").count() > 300
