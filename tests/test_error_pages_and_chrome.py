@@ -4,6 +4,7 @@ and a way to Support from the navigation and the footer."""
 import re
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from tsp.error_pages import server_error
@@ -120,3 +121,16 @@ def test_a_message_waiting_for_the_next_page_is_not_spent_on_a_404(login, admin,
 
     assert client.get("/app/no-such-page/").status_code == 404
     assert "settings were saved." in client.get(reverse("members:list")).content.decode()
+
+
+def test_a_form_refused_by_the_csrf_check_gets_a_plain_explanation(member):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(member.user)
+    response = browser.post(reverse("members:profile"), {"display_name": "Changed", "time_zone": "UTC"})
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "This form could not be accepted" in page and "Nothing was saved." in page
+    assert "CSRF verification failed" in page  # what browser tests look for
+    member.refresh_from_db()
+    assert member.display_name != "Changed"
