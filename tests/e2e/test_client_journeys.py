@@ -69,6 +69,28 @@ def shows_local_time(label: str, moment: datetime) -> bool:
     )
 
 
+def another_time(page, current: datetime):
+    """On the reschedule calendar: a time other than the booking's own, on another day if need be."""
+    page.wait_for_selector("#booking-slot-list button.slot")
+    for _ in range(2):
+        for slot in page.locator("#booking-slot-list button.slot").all():
+            if parse_start(slot.get_attribute("data-start")) != current:
+                return slot
+        later_day = page.evaluate(
+            """() => {
+              const selected = document.querySelector('#booking-days button[aria-pressed="true"]').dataset.date;
+              const later = [...document.querySelectorAll('#booking-days button.is-available')]
+                .map(b => b.dataset.date).filter(d => d > selected);
+              return later[0] || null;
+            }"""
+        )
+        assert later_day, "no later day with free times this month"
+        page.locator(f'#booking-days button[data-date="{later_day}"]').click()
+        page.wait_for_selector(f'#booking-days button[data-date="{later_day}"][aria-pressed="true"]')
+        page.wait_for_selector("#booking-slot-list button.slot")
+    raise AssertionError("the reschedule calendar offers no other time")
+
+
 def confirm_booking(page) -> None:
     page.get_by_role("button", name="Confirm booking").click()
     page.get_by_text("You are booked").wait_for()
@@ -101,7 +123,7 @@ def test_a_client_in_another_time_zone_books_gets_the_join_link_and_reschedules_
 
     page.goto(site.at(reschedule_link))
     journey.check(page)
-    later = page.locator("#booking-slot-list button.slot").nth(2)
+    later = another_time(page, booking.start)
     new_start = parse_start(later.get_attribute("data-start"))
     later.click()
     page.get_by_role("heading", name="Move your booking?").wait_for()
