@@ -249,9 +249,7 @@ class DayRows:
     rows: list[IntervalRow]
     errors: object
 
-    @property
-    def filled(self) -> int:
-        return sum(1 for row in self.rows if row.start or row.end)
+    max_intervals: int = MAX_INTERVALS_PER_DAY
 
 
 def _day_rows(bound_field) -> DayRows:

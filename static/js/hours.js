@@ -40,7 +40,10 @@
   function renumber(group) {
     const name = group.dataset.name;
     const day = group.dataset.label;
-    rowsOf(group).forEach((row, index) => {
+    const rows = rowsOf(group);
+    // The server refuses more anyway; offering no "Add" past the limit saves a round trip.
+    group.querySelector("[data-add]").hidden = rows.length >= Number(group.dataset.max);
+    rows.forEach((row, index) => {
       const n = index + 1;
       const { start, end } = inputsOf(row);
       start.id = `id_${name}_start_${n}`;

@@ -52,6 +52,16 @@ def test_a_member_adds_an_interval_copies_monday_saves_and_sees_it_after_reload(
     saturday.get_by_label("Available").check()
     assert page.get_by_label("Saturday, interval 1, start").input_value() == "09:00"
     page.get_by_label("Saturday, interval 1, end").fill("12:00")
+    # Sunday: switched on, filled up to the limit of eight intervals, then switched off again.
+    sunday = page.get_by_role("group", name="Sunday")
+    sunday.get_by_label("Available").check()
+    add_to_sunday = sunday.get_by_role("button", name="Add interval to Sunday")
+    for _ in range(7):
+        add_to_sunday.click()
+    assert page.get_by_label("Sunday, interval 8, start").is_visible()
+    assert not add_to_sunday.is_visible()
+    sunday.get_by_label("Available").uncheck()
+    assert not page.get_by_label("Sunday, interval 1, start").is_visible()
     journey.check(page)
 
     page.get_by_role("button", name="Save working hours").click()
