@@ -38,6 +38,8 @@ def sync_video(booking_id: int, change: str) -> video.Outcome:
     booking = load(booking_id)
     if booking is None:
         return video.NOT_NEEDED
+    if change == "link_changed":
+        return video.NOT_NEEDED  # the service stored the typed link already
     if change == "cancelled":
         return video.delete_meeting(booking)
     if change == "rescheduled":

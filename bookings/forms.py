@@ -1,4 +1,5 @@
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
@@ -91,3 +92,33 @@ class CancelForm(forms.Form):
     reason = forms.CharField(
         label=_("Reason (optional)"), required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 3})
     )
+
+
+class VideoLinkForm(forms.Form):
+    """A video link typed by a host or admin. It goes into emails and calendar invitations, so
+    only an https address of a real host, with no user name or password in it."""
+
+    join_url = forms.URLField(
+        label=_("Video link"),
+        max_length=500,
+        assume_scheme="https",
+        error_messages={"invalid": _("Enter a valid https:// link.")},
+        widget=forms.URLInput(attrs={"placeholder": "https://", "autocomplete": "off", "inputmode": "url"}),
+        help_text=_("The address the client and hosts open to join, e.g. https://zoom.us/j/…"),
+    )
+    passcode = forms.CharField(label=_("Passcode (optional)"), required=False, max_length=64)
+
+    def clean_join_url(self):
+        url = self.cleaned_data["join_url"]
+        parts = urlsplit(url)
+        if parts.scheme != "https":
+            raise forms.ValidationError(_("Enter an https:// link."), code="scheme")
+        if parts.username or parts.password:
+            raise forms.ValidationError(_("The link must not contain a user name or password."), code="credentials")
+        return url
+
+    def clean_passcode(self):
+        passcode = self.cleaned_data["passcode"].strip()
+        if any(not character.isprintable() for character in passcode):
+            raise forms.ValidationError(_("The passcode can only contain printable characters."), code="invalid")
+        return passcode

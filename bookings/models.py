@@ -127,6 +127,7 @@ class EmailDelivery(models.Model):
         CANCELLATION = "cancelled", _("Cancellation")
         REMINDER = "reminder", _("Reminder")
         ACTION_NEEDED = "action_needed", _("Action needed")
+        LINK_CHANGED = "link_changed", _("New video link")
 
     class State(models.TextChoices):
         PENDING = "pending", _("Waiting")

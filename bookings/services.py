@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from integrations import video
 from meetingtypes.models import MeetingType
 from members.models import TeamMember
 from tsp.formatting import normalize_locale
@@ -36,10 +38,15 @@ class BookingLocked(Exception):
     """The booking can no longer be changed (cancelled, or already started)."""
 
 
+class VideoLinkRefused(Exception):
+    """The booking takes no video link now; the message says why."""
+
+
 class BookingChange:
     CREATED = "created"
     RESCHEDULED = "rescheduled"
     CANCELLED = "cancelled"
+    LINK_CHANGED = "link_changed"
 
 
 def after_booking_change(
@@ -203,4 +210,34 @@ def cancel(*, booking: Booking, reason: str = "", now: datetime | None = None) -
         booking.save(update_fields=["status", "cancelled_at", "cancel_reason", "sequence", "updated_at"])
         BookingHost.objects.filter(booking=booking).update(is_active=False)
         after_booking_change(booking, BookingChange.CANCELLED)
+    return booking
+
+
+def set_video_link(
+    *, booking: Booking, by: TeamMember, join_url: str, passcode: str = "", now: datetime | None = None
+) -> Booking:
+    """A host or admin gives the booking its video link (none was made, or they want another).
+
+    The booking's sequence goes up, so the client and hosts get an updated invitation (same UID)
+    and an email with the new link, each once, like any other change. Who may do this is the
+    view's decision; `by` is recorded as the link's author.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().select_related("meeting_type").get(pk=booking.pk)
+        if booking.is_cancelled:
+            raise VideoLinkRefused(_("This booking was cancelled."))
+        if booking.end <= now:
+            raise VideoLinkRefused(_("This meeting is over."))
+        if not booking.meeting_type.is_video:
+            raise VideoLinkRefused(_("This meeting type is not a video meeting."))
+        try:
+            video.use_manual_link(booking, added_by_id=by.pk, join_url=join_url, passcode=passcode)
+        except video.LinkBeingCreated as error:
+            raise VideoLinkRefused(
+                _("The video meeting is being created right now. Please try again in a minute.")
+            ) from error
+        booking.sequence += 1
+        booking.save(update_fields=["sequence", "updated_at"])
+        after_booking_change(booking, BookingChange.LINK_CHANGED)
     return booking

@@ -24,7 +24,7 @@ from tsp.privacy import secret_url
 from tsp.ratelimit import client_ip, hit
 
 from . import selectors, services, slots
-from .forms import BookingForm, CancelForm, RescheduleForm, parse_start
+from .forms import BookingForm, CancelForm, RescheduleForm, VideoLinkForm, parse_start
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
@@ -375,22 +375,41 @@ def reschedule_confirm(request, uid, token: str):
 BOOKINGS_PER_PAGE = 25
 
 
+def _dashboard_tabs() -> dict[str, tuple[str, str]]:
+    """Each tab's label and what it says when empty."""
+    return {
+        "upcoming": (_("Upcoming"), _("No upcoming bookings.")),
+        "past": (_("Past"), _("No past bookings.")),
+        "cancelled": (_("Cancelled"), _("No cancelled bookings.")),
+    }
+
+
 @member_required
 def booking_list(request):
-    upcoming = request.GET.get("when", "upcoming") != "past"
-    bookings = selectors.bookings_for_dashboard(viewer=request.member, upcoming=upcoming, now=timezone.now())
+    tab = request.GET.get("when")
+    if tab not in selectors.DASHBOARD_TABS:
+        tab = "upcoming"
+    now = timezone.now()
+    bookings = selectors.bookings_for_dashboard(viewer=request.member, tab=tab, now=now)
     page = Paginator(bookings, BOOKINGS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "bookings/list.html", {"page": page, "upcoming": upcoming, "now": timezone.now()})
+    counts = selectors.dashboard_tab_counts(viewer=request.member, now=now)
+    tabs = _dashboard_tabs()
+    context = {
+        "page": page,
+        "tab": tab,
+        "tabs": [(name, label, counts[name]) for name, (label, _empty) in tabs.items()],
+        "tab_label": tabs[tab][0],
+        "empty_text": tabs[tab][1],
+        "now": now,
+    }
+    return render(request, "bookings/list.html", context)
 
 
 @require_POST
 @member_required
 def booking_cancel(request, pk: int):
     booking = selectors.get_booking_for_staff(viewer=request.member, pk=pk)
-    if booking is None:
-        raise Http404
-    is_host = booking.host_rows.filter(member=request.member).exists()
-    if not (request.member.is_admin or is_host):
+    if booking is None or not selectors.may_change_booking(viewer=request.member, booking=booking):
         raise Http404  # members don't see other members' bookings at all
     try:
         services.cancel(booking=booking, reason=request.POST.get("reason", "")[:500])
@@ -398,4 +417,35 @@ def booking_cancel(request, pk: int):
         messages.error(request, _("This booking can no longer be cancelled."))
     else:
         messages.success(request, _("The booking with %(name)s was cancelled.") % {"name": booking.client_name})
-    return redirect(reverse("bookings:list") + ("?when=past" if request.POST.get("when") == "past" else ""))
+    return redirect(_dashboard_url(request.POST.get("when")))
+
+
+@require_http_methods(["GET", "POST"])
+@member_required
+def video_link(request, pk: int):
+    booking = selectors.get_booking_for_staff(viewer=request.member, pk=pk)
+    if booking is None or not selectors.may_change_booking(viewer=request.member, booking=booking):
+        raise Http404  # members don't see other members' bookings at all
+    form = VideoLinkForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_video_link(
+                booking=booking,
+                by=request.member,
+                join_url=form.cleaned_data["join_url"],
+                passcode=form.cleaned_data["passcode"],
+            )
+        except services.VideoLinkRefused as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(
+                request, _("The video link was saved. The client and the hosts get an updated invitation by email.")
+            )
+            return redirect(reverse("bookings:list") + f"#booking-{booking.pk}")
+    context = {"booking": booking, "meeting": booking.video_meeting_or_none, "form": form}
+    return render(request, "bookings/video_link.html", context, status=400 if form.errors else 200)
+
+
+def _dashboard_url(tab: str | None) -> str:
+    url = reverse("bookings:list")
+    return f"{url}?when={tab}" if tab in selectors.DASHBOARD_TABS and tab != "upcoming" else url

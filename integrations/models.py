@@ -99,8 +99,14 @@ class VideoMeeting(models.Model):
         UNKNOWN = "unknown", _("Outcome unknown")
         DELETED = "deleted", _("Deleted")
 
+    # A link a host or admin typed in, with no provider account behind it: READY at once, nothing
+    # to move or delete at a provider; `host` is then the member who added it.
+    MANUAL = "manual"
+
     booking = models.OneToOneField(Booking, on_delete=models.CASCADE, related_name="video_meeting")
-    provider = models.CharField(max_length=16, choices=Provider.choices, blank=True)
+    provider = models.CharField(
+        max_length=16, choices=[*Provider.choices, (MANUAL, _("Link added by hand"))], blank=True
+    )
     host = models.ForeignKey(TeamMember, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     # Zoom meeting ids are int64 and exceed 32 bits.
     meeting_id = models.BigIntegerField(null=True, blank=True)
@@ -120,3 +126,7 @@ class VideoMeeting(models.Model):
     @property
     def is_ready(self) -> bool:
         return self.state == self.State.READY and bool(self.join_url)
+
+    @property
+    def is_manual(self) -> bool:
+        return self.provider == self.MANUAL

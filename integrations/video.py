@@ -175,6 +175,36 @@ def _create(meeting: VideoMeeting, booking: Booking, connection: Connection) -> 
     return Outcome(VideoMeeting.State.READY)
 
 
+class LinkBeingCreated(Exception):
+    """A worker is creating the provider's meeting right now: a typed link would race with it."""
+
+
+def use_manual_link(booking: Booking, *, added_by_id: int, join_url: str, passcode: str) -> VideoMeeting:
+    """Make a typed link the booking's meeting link, replacing whatever was there (a failed or
+    unknown creation, an earlier link). Call inside the transaction that locks the booking.
+
+    A provider meeting it replaces stays at the provider, as on disconnect: the host chose to use
+    another link, and deleting theirs unasked could end a call they set up.
+    """
+    meeting, _ = VideoMeeting.objects.select_for_update().get_or_create(booking=booking)
+    fresh_claim = meeting.claimed_at is not None and timezone.now() - meeting.claimed_at <= STALE_CLAIM
+    if meeting.state == VideoMeeting.State.CREATING and fresh_claim:
+        raise LinkBeingCreated
+    _set(
+        meeting,
+        provider=VideoMeeting.MANUAL,
+        host_id=added_by_id,
+        state=VideoMeeting.State.READY,
+        meeting_id=None,
+        external_ref="",
+        join_url=join_url,
+        passcode=passcode,
+        last_error="",
+        claimed_at=None,
+    )
+    return meeting
+
+
 def give_up(booking: Booking, reason: str) -> Outcome:
     """The last retry failed: the booking stays confirmed without a link; the host is told."""
     meeting = VideoMeeting.objects.filter(booking=booking).first()
@@ -211,6 +241,8 @@ def move_meeting(booking: Booking) -> Outcome:
         return NOT_NEEDED
     with transaction.atomic():
         meeting = VideoMeeting.objects.select_for_update().filter(booking=booking).first()
+        if meeting is not None and meeting.is_manual and meeting.is_ready:
+            return Outcome(VideoMeeting.State.READY)  # a typed link is not tied to a time; it stays
         if meeting is None or meeting.state != VideoMeeting.State.READY:
             if meeting is not None and meeting.state == VideoMeeting.State.FAILED:
                 _set(meeting, state=VideoMeeting.State.PENDING, last_error="")
@@ -256,6 +288,9 @@ def delete_meeting(booking: Booking) -> Outcome:
         meeting = VideoMeeting.objects.select_for_update().filter(booking=booking).first()
         if meeting is None or meeting.state != VideoMeeting.State.READY:
             return NOT_NEEDED
+        if meeting.is_manual:
+            _set(meeting, state=VideoMeeting.State.DELETED)  # nothing exists at a provider
+            return Outcome(VideoMeeting.State.DELETED)
         if _delete_remote(meeting):
             _set(meeting, state=VideoMeeting.State.DELETED)
             return Outcome(VideoMeeting.State.DELETED)

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from bookings.models import Booking, BookingHost
+from integrations.models import VideoMeeting
 from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import DateOverride, WorkingHours
 
@@ -120,6 +121,20 @@ MATRIX: list[Row] = [
         {"anonymous": LOGIN, "outsider": 404, "owner": 302, "other": 404, "admin": 302},
         args=("booking",),
     ),
+    # The video link of a booking: its hosts and the admins; other members don't see the booking.
+    Row(
+        "bookings:video_link",
+        "get",
+        {"anonymous": LOGIN, "outsider": 404, "owner": 200, "other": 404, "admin": 200},
+        args=("video_booking",),
+    ),
+    Row(
+        "bookings:video_link",
+        "post",
+        {"anonymous": LOGIN, "outsider": 404, "owner": 302, "other": 404, "admin": 302},
+        args=("video_booking",),
+        data={"join_url": "https://meet.example.com/new-room", "passcode": ""},
+    ),
 ]
 
 # Reachable by everyone, by design: health, redirects, and the client's pages, which are guarded
@@ -196,7 +211,22 @@ def objects(people):
     )
     BookingHost.objects.create(booking=booking, member=owner, occupied_start=booking.start, occupied_end=booking.end)
     DateOverride.objects.create(member=owner, date=date(2031, 1, 1))
-    return {"target": owner, "meeting_type": meeting_type, "booking": booking}
+    video_type = MeetingType.objects.create(
+        organization=owner.organization, name="Video", slug="video", location=MeetingType.Location.ZOOM
+    )
+    video_booking = Booking.objects.create(
+        organization=owner.organization,
+        meeting_type=video_type,
+        start=start + timedelta(hours=1),
+        end=start + timedelta(hours=1, minutes=30),
+        client_name="Client",
+        client_email="client@example.com",
+        client_time_zone="UTC",
+    )
+    BookingHost.objects.create(
+        booking=video_booking, member=owner, occupied_start=video_booking.start, occupied_end=video_booking.end
+    )
+    return {"target": owner, "meeting_type": meeting_type, "booking": booking, "video_booking": video_booking}
 
 
 def _snapshot(objects) -> tuple:
@@ -214,6 +244,8 @@ def _snapshot(objects) -> tuple:
         DateOverride.objects.filter(member=member).count(),
         list(WorkingHours.objects.filter(member=member).values_list("weekday", "start", "end")),
         Organization.objects.values_list("name", "accent_color").get(pk=member.organization_id),
+        list(Booking.objects.order_by("pk").values_list("pk", "sequence")),
+        list(VideoMeeting.objects.order_by("pk").values_list("booking_id", "join_url")),
     )
 
 
