@@ -116,7 +116,7 @@ class RawDay:
 class IntervalsInput(forms.Widget):
     """Reads `<name>_start` and `<name>_end` (one value per interval, paired by position) and a switch.
 
-    The markup is written out in templates/members/profile.html, so this widget only reads.
+    The markup is written out in templates/members/_intervals.html, so this widget only reads.
     """
 
     def value_from_datadict(self, data, files, name):
@@ -133,7 +133,7 @@ class AvailableDayInput(IntervalsInput):
     """Switch: the `<name>_available` checkbox; unticked means not available that day, whatever the times say."""
 
     def is_on(self, data, name):
-        return data.get(f"{name}_available", "").strip().lower() not in ("", "0", "false", "off")
+        return str(data.get(f"{name}_available", "")).strip().lower() not in ("", "0", "false", "off")
 
 
 class OverrideHoursInput(IntervalsInput):
@@ -248,7 +248,6 @@ class DayRows:
     on: bool
     rows: list[IntervalRow]
     errors: object
-
     max_intervals: int = MAX_INTERVALS_PER_DAY
 
 
