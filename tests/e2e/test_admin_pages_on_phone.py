@@ -9,11 +9,15 @@ from django.urls import reverse
 from integrations.models import Connection, Provider
 from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import MemberInvitation, TeamMember
+from tests.e2e.conftest import AXE_SCRIPT, BLOCKING_IMPACTS, ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
 FITS = "document.documentElement.scrollWidth <= window.innerWidth"
+ARTIFACTS = ROOT / "tests" / "e2e" / "artifacts"
+AXE_RUN = """async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map(
+  v => ({id: v.id, impact: v.impact, targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"""
 
 
 @pytest.fixture
@@ -55,12 +59,17 @@ def _phone(browser, live_server, member: TeamMember | None = None, *, javascript
 
 
 def _assert_fits(page, url: str):
+    """No sideways scrolling at 390 px and no serious or critical axe-core violation on the page."""
     response = page.goto(url)
     assert response is not None and response.status < 500, (url, response and response.status)
     widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     if not page.evaluate(FITS):
-        page.screenshot(path=f"/tmp/phone-overflow-{url.strip('/').replace('/', '_') or 'root'}.png", full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"phone-overflow{url.split(':', 2)[-1].replace('/', '_')}.png"))
     assert page.evaluate(FITS), f"{url} is {widths[0]} px wide on a {widths[1]} px phone"
+    page.add_script_tag(path=str(AXE_SCRIPT))
+    violations = page.evaluate(AXE_RUN)
+    blocking = [f"{v['id']} ({v['impact']}): {v['targets']}" for v in violations if v["impact"] in BLOCKING_IMPACTS]
+    assert not blocking, f"{url}: {blocking}"
 
 
 def test_admin_pages_fit_a_phone(browser, live_server, admin, member, team):
