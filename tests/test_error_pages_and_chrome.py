@@ -134,3 +134,13 @@ def test_a_form_refused_by_the_csrf_check_gets_a_plain_explanation(member):
     assert "CSRF verification failed" in page  # what browser tests look for
     member.refresh_from_db()
     assert member.display_name != "Changed"
+
+
+def test_help_pages_keep_a_signed_in_member_in_the_app(client, login, member):
+    support = reverse("help:support")
+    assert 'aria-label="Main"' not in client.get(support).content.decode()  # nobody signed in: entrance page
+
+    page = login(member).get(support).content.decode()
+    assert 'aria-label="Main"' in page
+    assert f'<a href="{support}" aria-current="page">' in page
+    assert 'aria-label="Main"' in client.get(reverse("help:zoom")).content.decode()
