@@ -99,7 +99,6 @@ def open_page(new_context):
 @dataclass
 class Site:
     url: str
-    outbox_dir: Path
 
     def at(self, path_or_url: str) -> str:
         """An absolute URL on the live server, from a path or from a link the app wrote (emails use SITE_URL)."""
@@ -115,7 +114,7 @@ def site(request, live_server, settings, tmp_path) -> Site:
     settings.EMAIL_OUTBOX_DIR = str(tmp_path / "outbox")
     settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
     assert "django.middleware.csrf.CsrfViewMiddleware" in settings.MIDDLEWARE, "the journeys need the CSRF checks"
-    return Site(url=live_server.url, outbox_dir=tmp_path / "outbox")
+    return Site(url=live_server.url)
 
 
 # --- Every page at 390 px and through axe ------------------------------------------------------
