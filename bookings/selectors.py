@@ -157,7 +157,7 @@ def get_booking_by_link(uid: str, token: str) -> Booking | None:
         return None
     return (
         Booking.objects.select_related("meeting_type", "organization", "video_meeting")
-        .prefetch_related(Prefetch("host_rows", queryset=BookingHost.objects.select_related("member")))
+        .prefetch_related(Prefetch("host_rows", queryset=BookingHost.objects.select_related("member__user")))
         .filter(uid=uid)
         .first()
     )

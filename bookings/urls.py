@@ -11,6 +11,7 @@ dashboard_urlpatterns = [
     path("app/bookings/<int:pk>/video-link/", views.video_link, name="video_link"),
     path("booking/<uuid:uid>/<str:token>/", views.manage, name="manage"),
     path("booking/<uuid:uid>/<str:token>/cancel/", views.cancel, name="cancel"),
+    path("booking/<uuid:uid>/<str:token>/invite.ics", views.calendar_file, name="calendar_file"),
     path("booking/<uuid:uid>/<str:token>/reschedule/", views.reschedule, name="reschedule"),
     path("booking/<uuid:uid>/<str:token>/reschedule/slots.json", views.reschedule_slots, name="reschedule_slots"),
     path("booking/<uuid:uid>/<str:token>/reschedule/confirm/", views.reschedule_confirm, name="reschedule_confirm"),

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +23,7 @@ from tsp.formatting import browser_locale
 from tsp.privacy import secret_url
 from tsp.ratelimit import client_ip, hit
 
-from . import selectors, services, slots
+from . import calendar_links, selectors, services, slots
 from .forms import BookingForm, CancelForm, RescheduleForm, VideoLinkForm, parse_start
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -283,7 +283,22 @@ def manage(request, uid, token: str):
     context = _manage_context(request, booking)
     context["just_booked"] = request.GET.get("booked") == "1"
     context["just_moved"] = request.GET.get("moved") == "1"
+    if not booking.is_cancelled:
+        context["calendar_links"] = calendar_links.links(booking)
+        context["calendar_file_url"] = reverse("bookings:calendar_file", args=[booking.uid, token])
     response = render(request, "bookings/public/manage.html", context)
+    return response
+
+
+@secret_url
+@never_cache
+@require_GET
+def calendar_file(request, uid, token: str):
+    """The booking as an .ics file: the emails' invitation (same UID and SEQUENCE), so the event a
+    calendar files from it is the one later emails update."""
+    booking = _booking_or_404(uid, token)
+    response = HttpResponse(calendar_links.ics(booking), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{booking.meeting_type.slug}.ics"'
     return response
 
 

@@ -153,6 +153,7 @@ PUBLIC = {
     "bookings:reschedule",
     "bookings:reschedule_slots",
     "bookings:reschedule_confirm",
+    "bookings:calendar_file",
     "integrations:zoom_webhook",  # signed by Zoom (tests/test_zoom_integration.py)
     "help:zoom",
     "help:support",
