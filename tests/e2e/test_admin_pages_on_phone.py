@@ -119,6 +119,9 @@ def test_entrance_pages_fit_a_phone(browser, live_server, team):
         reverse("account_reset_password"),
         reverse("members:accept_invitation", args=[team["invitation_token"]]),
         reverse("members:accept_invitation", args=["not-a-real-token"]),
+        reverse("help:support"),
+        reverse("help:zoom"),
+        "/no/such/page/at/all/",
     ]
     if django_settings.EMAIL_OUTBOX:
         urls.append(reverse("outbox:list"))
