@@ -323,3 +323,9 @@ def test_the_booking_calendar_uses_the_same_picker(client, host):
     assert '<select name="tz"' in page and 'id="booking-tz"' in page and "data-tz-picker" in page
     assert 'data-initial-time-zone="Asia/Kolkata"' in page
     assert ">India Standard Time — Kolkata (GMT+5:30)</option>" in page
+
+
+def test_team_members_and_the_hours_help_name_zones_as_people_do(client, member):
+    client.force_login(member.user)
+    assert "India Standard Time — Kolkata (GMT+5:30)" in client.get(reverse("members:list")).content.decode()
+    assert "In your time zone, India Standard Time — Kolkata." in client.get(reverse("members:profile")).content.decode()
