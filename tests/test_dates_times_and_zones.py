@@ -328,4 +328,5 @@ def test_the_booking_calendar_uses_the_same_picker(client, host):
 def test_team_members_and_the_hours_help_name_zones_as_people_do(client, member):
     client.force_login(member.user)
     assert "India Standard Time — Kolkata (GMT+5:30)" in client.get(reverse("members:list")).content.decode()
-    assert "In your time zone, India Standard Time — Kolkata." in client.get(reverse("members:profile")).content.decode()
+    profile = client.get(reverse("members:profile")).content.decode()
+    assert "In your time zone, India Standard Time — Kolkata." in profile
