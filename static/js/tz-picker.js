@@ -157,7 +157,9 @@
       choose(select, zone);
       select.focus();
     });
-    note.append(before, name, after, " ", button);
+    const sentence = document.createElement("span");
+    sentence.append(before, name, after);
+    note.append(sentence, button);
     anchor.after(note);
     select.addEventListener("change", () => {
       note.hidden = select.value === zone;

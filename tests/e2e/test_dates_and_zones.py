@@ -12,6 +12,8 @@ from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import WorkingHours
 from members.timezones import zone_label
 
+from . import steps
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -85,3 +87,27 @@ def test_the_picker_knows_the_browsers_zone_by_its_older_name_and_finds_zones_by
     assert select.locator("option").all_inner_texts() == [zone_label("America/Los_Angeles"), zone_label("Asia/Kolkata")]
     search.press("Escape")
     assert select.locator("option").count() > 300
+
+
+def test_the_profile_offers_the_browsers_zone_and_saving_stays_the_members_choice(
+    live_server, new_context, member, journey
+):
+    page = journey.open(live_server.url + reverse("account_login"), time_zone="America/Chicago", locale="en-US")
+    journey.check(page)
+    steps.log_in(page, email=member.email)
+    journey.check(page)  # Team Members, where a login lands
+    page.goto(live_server.url + reverse("members:profile"))
+    select = page.locator("select[name=time_zone]")
+    assert select.input_value() == "Asia/Kolkata"  # saved; the browser is elsewhere
+    offer = page.locator(".tz-suggest")
+    assert offer.inner_text().startswith(f"Your browser is in {zone_label('America/Chicago')}.")
+    journey.check(page)
+
+    offer.get_by_role("button", name="Use it").click()
+    assert select.input_value() == "America/Chicago" and offer.is_hidden()
+    member.refresh_from_db()
+    assert member.time_zone == "Asia/Kolkata"  # nothing saved until the member saves
+    page.get_by_role("button", name="Save profile").click()
+    page.wait_for_load_state("load")
+    member.refresh_from_db()
+    assert (member.time_zone, member.locale) == ("America/Chicago", "en-US")
