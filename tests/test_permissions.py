@@ -106,7 +106,11 @@ MATRIX: list[Row] = [
     # The confirmation step before disconnecting; with nothing connected it sends the viewer back to their card.
     _everyone_signed_in("integrations:zoom_disconnect_confirm", "get", 302),
     # An outsider is an admin too: of their own organization, which is the only one the page shows.
-    Row("organization:settings", "get", {"anonymous": LOGIN, "outsider": 200, "owner": 403, "other": 403, "admin": 200}),
+    Row(
+        "organization:settings",
+        "get",
+        {"anonymous": LOGIN, "outsider": 200, "owner": 403, "other": 403, "admin": 200},
+    ),
     Row(
         "organization:settings",
         "post",
