@@ -51,7 +51,11 @@ class OrganizationSignupForm(forms.Form):
 class OrganizationForm(forms.Form):
     """An admin's settings for the organization: its name and its look on booking pages."""
 
-    name = forms.CharField(label=_("Organization name"), max_length=120)
+    name = forms.CharField(
+        label=_("Organization name"),
+        max_length=120,
+        help_text=_("Shown to clients on booking pages and in emails. Your booking links stay the same."),
+    )
     logo = forms.FileField(
         label=_("Logo"),
         required=False,
