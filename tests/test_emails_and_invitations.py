@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
+from django.conf import settings as django_settings
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.urls import reverse
@@ -513,6 +514,9 @@ def test_without_a_connected_zoom_the_booking_stands_the_client_is_told_and_the_
     action = next(message for message in host_mail if message.subject.startswith("Action needed"))
     assert "Strategy session" in action.subject
     assert "ACTION NEEDED" in action.body and "Casey Client" in action.body and CLIENT_EMAIL in action.body
+    # Where to fix it: the booking's video link page (hosts and admins only, behind the login).
+    add_link = reverse("bookings:video_link", args=[booking.pk])
+    assert add_link in action.body and f'href="{django_settings.SITE_URL}{add_link}"' in html_of(action)
     assert "Tuesday, December 8, 2026, 10:00 AM" in action.body  # in the host's zone
     confirmation = next(message for message in host_mail if message.subject.startswith("New booking"))
     assert "please send one to the client" in confirmation.body
