@@ -40,7 +40,6 @@ class Recipient:
     time_zone: str
     is_client: bool
     locale: str = ""  # BCP 47; empty: not known, the default format is used
-    locale: str = ""  # BCP 47; empty: not known, the default format is used
     # A host handed the booking on a reschedule: it was never theirs at the old time.
     newly_assigned: bool = False
 
