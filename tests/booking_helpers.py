@@ -6,7 +6,7 @@ Test modules use the clock with::
     pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import time_machine
@@ -16,6 +16,7 @@ from django.utils.text import slugify
 from bookings import services
 from bookings.models import Booking, BookingHost
 from meetingtypes.models import MeetingType, MeetingTypeHost
+from members.models import WorkingHours
 
 # A Monday morning in the future. In UTC the default hosts' day (09:00-17:00) has not started yet.
 NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
@@ -61,6 +62,12 @@ def make_meeting_type(organization, hosts, **overrides) -> MeetingType:
     for position, host in enumerate(hosts):
         MeetingTypeHost.objects.create(meeting_type=meeting_type, member=host, position=position)
     return meeting_type
+
+
+def work_every_day(member, start: time = time(0), end: time = time(0)) -> None:
+    """Replace the member's weekly hours with start-end on all seven days (00:00-00:00: around the clock)."""
+    WorkingHours.objects.filter(member=member).delete()
+    WorkingHours.objects.bulk_create(WorkingHours(member=member, weekday=day, start=start, end=end) for day in range(7))
 
 
 def public_url(meeting_type, name: str = "public_page") -> str:

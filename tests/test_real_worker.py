@@ -18,14 +18,19 @@ from django.db import connection
 from django.urls import reverse
 from icalendar import Calendar
 
-from integrations.base import Account, TokenSet
-from integrations.models import Provider, VideoMeeting
+from integrations.models import VideoMeeting
 from integrations.sandbox import zoom
-from integrations.services import save_connection
 from meetingtypes.models import MeetingType
 
 from .booking_helpers import make_meeting_type
-from .zoom_helpers import CLIENT_ID, CLIENT_SECRET, ENCRYPTION_KEY, WEBHOOK_SECRET, zoom_sandbox  # noqa: F401
+from .zoom_helpers import (  # noqa: F401  (zoom_sandbox: the fixture)
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ENCRYPTION_KEY,
+    WEBHOOK_SECRET,
+    connected_in_sandbox,
+    zoom_sandbox,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,14 +120,7 @@ def _wait_for(condition, *, timeout: float = 60, what: str):
 
 
 def test_a_real_worker_creates_the_zoom_meeting_and_emails_both_with_the_link(client, member, worker):
-    tokens = zoom.issue_tokens("maya@zoom.example")
-    user = zoom.get_or_create_user("maya@zoom.example")
-    save_connection(
-        member=member,
-        provider=Provider.ZOOM,
-        tokens=TokenSet(tokens["access_token"], tokens["refresh_token"], tokens["expires_in"], tokens["scope"]),
-        account=Account(user["id"], user["account_id"], user["email"]),
-    )
+    connected_in_sandbox(member, "maya@zoom.example")
     meeting_type = make_meeting_type(
         member.organization,
         [member],

@@ -28,8 +28,10 @@ from django.urls import include, path, reverse
 
 from bookings import services as booking_services
 from integrations import http
+from integrations.base import Account, TokenSet
 from integrations.models import Connection, Provider
 from integrations.sandbox import zoom
+from integrations.services import save_connection
 from meetingtypes.models import MeetingType
 from tsp import urls as product_urls
 
@@ -155,6 +157,19 @@ def connect_zoom(browser, member, email: str) -> Connection:
 
 def connect_member(member, email: str) -> Connection:
     return connect_zoom(browser_for(member), member, email)
+
+
+def connected_in_sandbox(member, email: str) -> Connection:
+    """A Zoom connection with tokens the sandbox really issued, saved without the consent pages
+    (the OAuth journey has tests of its own)."""
+    tokens = zoom.issue_tokens(email)
+    user = zoom.get_or_create_user(email)
+    return save_connection(
+        member=member,
+        provider=Provider.ZOOM,
+        tokens=TokenSet(tokens["access_token"], tokens["refresh_token"], tokens["expires_in"], tokens["scope"]),
+        account=Account(user["id"], user["account_id"], user["email"]),
+    )
 
 
 def member_card(html: str, member) -> str:

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from meetingtypes.models import MeetingType
+from tests.booking_helpers import make_meeting_type, work_every_day
 from tests.zoom_helpers import zoom_sandbox  # noqa: F401  (the fixture `site` builds on)
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -79,6 +81,22 @@ def new_context(browser, request):
     yield new
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def consultation(member):
+    """A one-person phone meeting type whose host (Kolkata) can be booked around the clock."""
+    work_every_day(member)
+    return make_meeting_type(
+        member.organization,
+        [member],
+        name="Consultation",
+        slug="consultation",
+        minimum_notice_minutes=60,
+        location=MeetingType.Location.PHONE,
+        location_detail="+44 20 7946 0000",
+        assignment=MeetingType.Assignment.ONE_PERSON,
+    )
 
 
 @pytest.fixture

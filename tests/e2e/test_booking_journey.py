@@ -10,33 +10,9 @@ from django.urls import reverse
 from bookings import services
 from bookings.forms import parse_start
 from bookings.models import Booking
-from meetingtypes.models import MeetingType, MeetingTypeHost
-from members.models import WorkingHours
-from tests.zoom_helpers import zoom_sandbox  # noqa: F401  (fixture)
+from tests.booking_helpers import work_every_day
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _available_all_week(member, start=time(0), end=time(0)):
-    WorkingHours.objects.filter(member=member).delete()
-    WorkingHours.objects.bulk_create(WorkingHours(member=member, weekday=day, start=start, end=end) for day in range(7))
-
-
-@pytest.fixture
-def consultation(member):
-    _available_all_week(member)
-    meeting_type = MeetingType.objects.create(
-        organization=member.organization,
-        name="Consultation",
-        slug="consultation",
-        duration_minutes=30,
-        minimum_notice_minutes=60,
-        location=MeetingType.Location.PHONE,
-        location_detail="+44 20 7946 0000",
-        assignment=MeetingType.Assignment.ONE_PERSON,
-    )
-    MeetingTypeHost.objects.create(meeting_type=meeting_type, member=member, position=0)
-    return meeting_type
 
 
 def _page_url(live_server, meeting_type) -> str:
@@ -117,7 +93,7 @@ def test_a_client_in_another_time_zone_sees_times_in_their_own_zone_and_can_chan
 ):
     member.time_zone = "America/New_York"
     member.save()
-    _available_all_week(member, start=time(9), end=time(10))  # 09:00-10:00 New York time, every day
+    work_every_day(member, start=time(9), end=time(10))  # 09:00-10:00 New York time, every day
     page = open_page(_page_url(live_server, consultation), time_zone="Australia/Adelaide")
 
     page.wait_for_selector("#booking-slot-list button.slot")
@@ -142,53 +118,3 @@ def test_a_client_in_another_time_zone_sees_times_in_their_own_zone_and_can_chan
     booking = Booking.objects.get()
     assert booking.client_time_zone == "America/New_York"
     assert booking.start.astimezone(ZoneInfo("America/New_York")).hour == 9
-
-
-@pytest.mark.usefixtures("zoom_sandbox")
-def test_a_client_books_a_zoom_meeting_and_finds_the_join_link_in_the_outbox(
-    live_server, open_page, member, settings, tmp_path
-):
-    from integrations.base import Account, TokenSet
-    from integrations.models import Provider, VideoMeeting
-    from integrations.sandbox import zoom
-    from integrations.services import save_connection
-
-    settings.EMAIL_BACKEND = "tsp.outbox.OutboxEmailBackend"
-    settings.EMAIL_OUTBOX_DIR = str(tmp_path)
-    tokens = zoom.issue_tokens("maya@zoom.example")
-    user = zoom.get_or_create_user("maya@zoom.example")
-    save_connection(
-        member=member,
-        provider=Provider.ZOOM,
-        tokens=TokenSet(tokens["access_token"], tokens["refresh_token"], tokens["expires_in"], tokens["scope"]),
-        account=Account(user["id"], user["account_id"], user["email"]),
-    )
-    _available_all_week(member)
-    meeting_type = MeetingType.objects.create(
-        organization=member.organization,
-        name="Video consultation",
-        slug="video",
-        duration_minutes=30,
-        minimum_notice_minutes=60,
-        location=MeetingType.Location.ZOOM,
-        assignment=MeetingType.Assignment.ONE_PERSON,
-    )
-    MeetingTypeHost.objects.create(meeting_type=meeting_type, member=member, position=0)
-
-    page = open_page(_page_url(live_server, meeting_type))
-    _pick_first_slot(page)
-    page.fill("#id_name", "Carla Client")
-    page.fill("#id_email", "carla@example.com")
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=You are booked")
-    join_url = VideoMeeting.objects.get().join_url
-    assert join_url.startswith("https://zoom.sandbox.invalid/j/")
-    # The booking page itself shows the link too.
-    assert page.locator(f'a[href="{join_url}"]').count() == 1
-
-    page.goto(live_server.url + reverse("outbox:list"))
-    page.click("text=Confirmed: Video consultation")
-    page.wait_for_selector("pre.outbox-text")
-    assert join_url in page.locator("pre.outbox-text").inner_text()
-    assert "METHOD:REQUEST" in page.locator("pre.outbox-ics").inner_text()
-    assert "carla@example.com" in page.content()

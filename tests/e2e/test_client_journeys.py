@@ -3,7 +3,7 @@ email's links, booking by keyboard alone, and booking inside the widget on anoth
 
 import re
 import threading
-from datetime import datetime, time
+from datetime import datetime
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
@@ -13,12 +13,10 @@ from django.urls import reverse
 
 from bookings.forms import parse_start
 from bookings.models import Booking
-from integrations.base import Account, TokenSet
-from integrations.models import Provider, VideoMeeting
-from integrations.sandbox import zoom
-from integrations.services import save_connection
-from meetingtypes.models import MeetingType, MeetingTypeHost
-from members.models import WorkingHours
+from integrations.models import VideoMeeting
+from meetingtypes.models import MeetingType
+from tests.booking_helpers import make_meeting_type, work_every_day
+from tests.zoom_helpers import connected_in_sandbox
 
 from . import steps
 
@@ -31,29 +29,18 @@ CLIENT_EMAIL = "carla@example.com"
 @pytest.fixture
 def video_call(site, member):
     """A one-person Zoom meeting type whose host (Kolkata) has Zoom connected and works around the clock."""
-    tokens = zoom.issue_tokens("maya@zoom.example")
-    user = zoom.get_or_create_user("maya@zoom.example")
-    save_connection(
-        member=member,
-        provider=Provider.ZOOM,
-        tokens=TokenSet(tokens["access_token"], tokens["refresh_token"], tokens["expires_in"], tokens["scope"]),
-        account=Account(user["id"], user["account_id"], user["email"]),
-    )
-    WorkingHours.objects.filter(member=member).delete()
-    WorkingHours.objects.bulk_create(
-        WorkingHours(member=member, weekday=day, start=time(0), end=time(0)) for day in range(7)
-    )
-    meeting_type = MeetingType.objects.create(
-        organization=member.organization,
+    connected_in_sandbox(member, "maya@zoom.example")
+    work_every_day(member)
+    return make_meeting_type(
+        member.organization,
+        [member],
         name="Video consultation",
         slug="video",
-        duration_minutes=30,
         minimum_notice_minutes=60,
         location=MeetingType.Location.ZOOM,
+        location_detail="",
         assignment=MeetingType.Assignment.ONE_PERSON,
     )
-    MeetingTypeHost.objects.create(meeting_type=meeting_type, member=member, position=0)
-    return meeting_type
 
 
 def booking_page(site, meeting_type) -> str:

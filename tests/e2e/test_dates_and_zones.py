@@ -3,39 +3,15 @@ show a time the same way, in the browser's locale; the time zone picker finds zo
 knows the browser's zone, even under an older name."""
 
 import re
-from datetime import time
 
 import pytest
 from django.urls import reverse
 
-from meetingtypes.models import MeetingType, MeetingTypeHost
-from members.models import WorkingHours
 from members.timezones import zone_label
 
 from . import steps
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def consultation(member):
-    """A one-person meeting type whose host (Kolkata) can be booked around the clock."""
-    WorkingHours.objects.filter(member=member).delete()
-    WorkingHours.objects.bulk_create(
-        WorkingHours(member=member, weekday=day, start=time(0), end=time(0)) for day in range(7)
-    )
-    meeting_type = MeetingType.objects.create(
-        organization=member.organization,
-        name="Consultation",
-        slug="consultation",
-        duration_minutes=30,
-        minimum_notice_minutes=60,
-        location=MeetingType.Location.PHONE,
-        location_detail="+44 20 7946 0000",
-        assignment=MeetingType.Assignment.ONE_PERSON,
-    )
-    MeetingTypeHost.objects.create(meeting_type=meeting_type, member=member, position=0)
-    return meeting_type
 
 
 @pytest.mark.parametrize(
