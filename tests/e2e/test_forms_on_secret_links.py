@@ -13,10 +13,9 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.models import Booking
-from meetingtypes.models import MeetingType, MeetingTypeHost
 from members import services as member_services
 from members.models import TeamMember
+from tests.booking_helpers import make_booking, make_meeting_type
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -76,27 +75,8 @@ def test_a_member_resets_a_forgotten_password_in_a_real_browser(live_server, ope
 
 
 def test_a_client_cancels_from_the_manage_link_in_a_real_browser(live_server, open_page, member):
-    meeting_type = MeetingType.objects.create(
-        organization=member.organization,
-        name="Intro",
-        slug="intro",
-        location=MeetingType.Location.PHONE,
-        location_detail="+1 555 0100",
-        minimum_notice_minutes=0,
-        booking_window_days=400,
-    )
-    MeetingTypeHost.objects.create(meeting_type=meeting_type, member=member, position=0)
-    start = (timezone.now() + timedelta(days=2)).replace(second=0, microsecond=0)
-    booking = Booking.objects.create(
-        organization=member.organization,
-        meeting_type=meeting_type,
-        start=start,
-        end=start + timedelta(minutes=30),
-        client_name="Carla",
-        client_email="carla@example.com",
-        client_time_zone="UTC",
-    )
-    booking.host_rows.create(member=member, occupied_start=booking.start, occupied_end=booking.end)
+    meeting_type = make_meeting_type(member.organization, [member], name="Intro")
+    booking = make_booking(meeting_type, [member], timezone.now() + timedelta(days=2), client_name="Carla")
 
     page = open_page(live_server.url + booking.manage_url())
     page.get_by_role("link", name="Cancel booking").click()
