@@ -21,7 +21,6 @@ from .forms import (
     ProfileForm,
     SetPasswordForm,
     WeeklyHoursForm,
-    format_intervals,
 )
 
 
@@ -123,9 +122,7 @@ def _profile_page(request, *, form=None, hours_form=None, hours_status="", overr
         form = ProfileForm(initial={"display_name": member.display_name, "time_zone": member.time_zone})
     if hours_form is None:
         hours_form = WeeklyHoursForm.from_stored(selectors.weekly_hours_by_day(member))
-    overrides = [
-        (day, format_intervals(intervals)) for day, intervals in selectors.upcoming_overrides(member, today=today)
-    ]
+    overrides = selectors.upcoming_overrides(member, today=today)
     context = {
         "form": form,
         "hours_form": hours_form,

@@ -6,7 +6,7 @@ recipient and their zone. The picker offers canonical zones only, with friendly 
 takes the older names browsers and old rows use. The clock stands at Monday 2026-12-07 06:00 UTC.
 """
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 
 import pytest
 from django.core import mail
@@ -132,6 +132,11 @@ def test_the_dashboard_and_profile_follow_the_viewers_browser(client, admin, mem
     admin.date_overrides.create(date=date(2026, 12, 24))
     assert "Thursday, 24 December 2026" in client.get(reverse("members:profile"), **UK).content.decode()
     assert "Thursday, December 24, 2026" in client.get(reverse("members:profile"), **US).content.decode()
+
+    # Other hours on a date read as the viewer's clock; an end at midnight is the end of that day.
+    admin.date_overrides.create(date=date(2026, 12, 31), start=time(18), end=time(0))
+    assert "18:00 – 24:00" in client.get(reverse("members:profile"), **UK).content.decode()
+    assert "6:00 PM – 12:00 AM" in client.get(reverse("members:profile"), **US).content.decode()
 
 
 # ---------------------------------------------------------------- emails follow the recipient

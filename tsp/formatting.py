@@ -19,7 +19,7 @@ Values are converted to the active Django time zone first, as Django's `|date` d
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
@@ -150,6 +150,20 @@ def time_of_day(value: datetime, locale: str | None = None) -> str:
 def time_range(start: datetime, end: datetime, locale: str | None = None) -> str:
     """Gives "9:00 AM – 9:30 AM": two times of day, as the calendar shows them one by one."""
     return f"{time_of_day(start, locale)} – {time_of_day(end, locale)}"
+
+
+def working_hours(intervals, locale: str | None = None) -> str:
+    """Wall-clock intervals (working hours) as the viewer reads times: "9:00 AM – 5:00 PM, 6:00 PM – 8:00 PM".
+
+    An end at 00:00 is midnight at the end of the day: "24:00" on a 24-hour clock, "12:00 AM" on a 12-hour one.
+    """
+    babel_locale = _babel_locale(locale)
+    twenty_four_hours = "H" in babel_locale.time_formats["short"].pattern
+
+    def end_text(end: time) -> str:
+        return "24:00" if end == time(0) and twenty_four_hours else time_of_day(end, locale)
+
+    return ", ".join(f"{time_of_day(start, locale)} – {end_text(end)}" for start, end in intervals)
 
 
 def _joined(day: str, clock: str, locale: str | None) -> str:

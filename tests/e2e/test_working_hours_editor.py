@@ -88,7 +88,7 @@ def test_a_member_adds_an_interval_copies_monday_saves_and_sees_it_after_reload(
     page.get_by_label("Date override, interval 1, start").fill("18:00")
     page.get_by_label("Date override, interval 1, end").fill("20:00")
     page.get_by_role("button", name="Save override").click()
-    page.get_by_text("18:00–20:00").wait_for()
+    page.get_by_text("18:00 – 20:00").wait_for()  # en-GB: a 24-hour clock
     assert list(DateOverride.objects.filter(member=member).values_list("date", "start", "end")) == [
         (day, time(18), time(20))
     ]

@@ -29,6 +29,7 @@ register.filter("time_of_day", _safe(formatting.time_of_day))
 register.filter("date_time", _safe(formatting.date_time))
 register.filter("short_date_time", _safe(formatting.short_date_time))
 register.filter("gmt_offset", _safe(formatting.gmt_offset))
+register.filter("working_hours", _safe(formatting.working_hours))
 
 
 @register.filter
