@@ -41,12 +41,12 @@ class Command(BaseCommand):
             if created:
                 add_default_working_hours(member)
         self._meeting_types(organization)
-        if settings.EMAIL_OUTBOX:
-            # Sign-up confirmations, invitations and booking emails go here instead of to real inboxes.
-            self.stdout.write(f"  Emails (outbox): {settings.SITE_URL}/dev/outbox/")
         self.stdout.write(self.style.SUCCESS(f"Demo organization “{organization.name}” is ready. Logins:"))
         for email, _name, role, time_zone in DEMO_PEOPLE:
             self.stdout.write(f"  {email:40} {DEMO_PASSWORD}   ({role}, {time_zone})")
+        if settings.EMAIL_OUTBOX:
+            # Sign-up confirmations, invitations and booking emails go here instead of to real inboxes.
+            self.stdout.write(f"  Emails (outbox): {settings.SITE_URL}/dev/outbox/")
 
     def _meeting_types(self, organization: Organization) -> None:
         members = list(TeamMember.objects.filter(organization=organization).order_by("id"))
