@@ -26,18 +26,6 @@ class OrganizationSignupForm(forms.Form):
         if self.is_bound:  # shown again after an error: keep the zone the person chose
             self.fields["time_zone"].widget.attrs.pop("data-tz-detect", None)
 
-    def clean_display_name(self):
-        value = self.cleaned_data["display_name"].strip()
-        if not value:
-            raise forms.ValidationError(_("Please enter your name."))
-        return value
-
-    def clean_organization_name(self):
-        value = self.cleaned_data["organization_name"].strip()
-        if not value:
-            raise forms.ValidationError(_("Please enter your organization's name."))
-        return value
-
     def signup(self, request, user) -> None:
         create_organization_with_admin(
             user=user,
@@ -78,12 +66,6 @@ class OrganizationForm(forms.Form):
         super().__init__(*args, **kwargs)
         if not has_logo:
             del self.fields["remove_logo"]
-
-    def clean_name(self):
-        value = self.cleaned_data["name"].strip()
-        if not value:
-            raise forms.ValidationError(_("Please enter your organization's name."))
-        return value
 
     def clean_logo(self):
         uploaded = self.cleaned_data.get("logo")

@@ -27,7 +27,7 @@ os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-not-for-productio
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("CELERY_BROKER_URL", None)
-os.environ["EMAIL_URL"] = "locmem://"
+os.environ["EMAIL_URL"] = "memory://"
 
 RUNS = int(os.environ.get("BENCH_RUNS", "15"))
 HOST_COUNTS = [int(n) for n in os.environ.get("BENCH_HOSTS", "5,50,200").split(",")]

@@ -28,8 +28,11 @@ def save_connection(*, member: TeamMember, provider: str, tokens: TokenSet, acco
         # (A new authorization by the same account already ended its older tokens.)
         _revoke_later(provider, old)
     replaced.delete()
-    # One provider account belongs to one member: connecting it here disconnects it elsewhere.
-    Connection.objects.filter(provider=provider, external_user_id=account.user_id).delete()
+    # Within an organization one provider account belongs to one member: connecting it here
+    # disconnects it from a colleague. Other organizations are not ours to change.
+    Connection.objects.filter(
+        provider=provider, external_user_id=account.user_id, member__organization_id=member.organization_id
+    ).delete()
     connection = Connection(
         member=member,
         provider=provider,

@@ -17,12 +17,6 @@ class ProfileForm(forms.Form):
     display_name = forms.CharField(label=_("Name"), max_length=120)
     time_zone = TimeZoneField(label=_("Time zone"), browser_zone="suggest")
 
-    def clean_display_name(self):
-        value = self.cleaned_data["display_name"].strip()
-        if not value:
-            raise forms.ValidationError(_("Please enter a name."))
-        return value
-
 
 class MemberForm(ProfileForm):
     """What an admin may change about a member."""

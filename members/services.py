@@ -3,6 +3,7 @@
 from datetime import time
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -10,8 +11,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
-from bookings.slots import availability_changed
+from bookings.cache import availability_changed
 from tsp.formatting import normalize_locale
+from tsp.ratelimit import hit
 from tsp.tasks import enqueue_after_commit
 
 from .models import DateOverride, MemberInvitation, TeamMember, WorkingHours, hash_invitation_token
@@ -25,14 +27,50 @@ def _other_active_admins(member: TeamMember):
     ).exclude(pk=member.pk)
 
 
+class InvitationLimitReached(ValidationError):
+    """Too many invitations this hour, to that address or from that admin."""
+
+
+def _count_invitation(*, email: str, invited_by: TeamMember) -> None:
+    """Invitations carry the organization's name, which its admin chooses, to any address: count
+    each one per address and per admin, and refuse past the hourly limits (settings)."""
+    if not hit("invitation-address", email, limit=settings.INVITATIONS_PER_ADDRESS_PER_HOUR, window_seconds=3600):
+        raise InvitationLimitReached(
+            _("%(email)s was sent several invitations in the last hour. Please try again later.") % {"email": email}
+        )
+    if not hit(
+        "invitation-admin", str(invited_by.pk), limit=settings.INVITATIONS_PER_ADMIN_PER_HOUR, window_seconds=3600
+    ):
+        raise InvitationLimitReached(_("You have sent many invitations in the last hour. Please try again later."))
+
+
 @transaction.atomic
 def create_member(
-    *, organization: Organization, email: str, display_name: str, role: str, time_zone: str
-) -> TeamMember:
-    """Create a login and a profile, then email the new member a link to choose a password."""
+    *,
+    organization: Organization,
+    email: str,
+    display_name: str,
+    role: str,
+    time_zone: str,
+    invited_by: TeamMember,
+) -> TeamMember | None:
+    """Create a login and a profile, then email the new member a link to choose a password.
+
+    An address that already has an account elsewhere gets the same outcome for the admin (an
+    invitation is on its way), so adding members can't be used to find out who has an account;
+    its owner is told by email instead, and no member is made (a login belongs to one
+    organization). Returns the new member, or None in that case.
+    """
     email = User.objects.normalize_email(email).strip().lower()
-    if User.objects.filter(email__iexact=email).exists():
-        raise ValidationError({"email": _("This email address already has an account and can't be added again.")})
+    if TeamMember.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise ValidationError({"email": _("%(email)s is already on your team.") % {"email": email}})
+    _count_invitation(email=email, invited_by=invited_by)
+    existing = User.objects.filter(email__iexact=email).first()
+    if existing is not None:
+        from .tasks import send_existing_account_notice
+
+        enqueue_after_commit(send_existing_account_notice, existing.pk, organization.pk)
+        return None
     user = User.objects.create_user(email=email, password=None)
     member = TeamMember.objects.create(
         organization=organization, user=user, display_name=display_name.strip(), role=role, time_zone=time_zone
@@ -53,6 +91,14 @@ def send_invitation(member: TeamMember) -> None:
     from .tasks import send_member_invitation
 
     enqueue_after_commit(send_member_invitation, member.pk)
+
+
+def resend_invitation(*, member: TeamMember, invited_by: TeamMember) -> None:
+    """A new set-password link for a member who hasn't chosen a password yet (the old one stops working)."""
+    if not member.is_active or member.user.has_usable_password():
+        raise ValidationError(_("%(name)s has already set a password.") % {"name": member.display_name})
+    _count_invitation(email=member.user.email.lower(), invited_by=invited_by)
+    send_invitation(member)
 
 
 @transaction.atomic

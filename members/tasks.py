@@ -27,3 +27,23 @@ def send_member_invitation(member_id: int) -> None:
         body = render_to_string("members/email/invitation.txt", context)
         html = render_to_string("members/email/invitation.html", context)
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [member.user.email], html_message=html)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=30, retry_jitter=True, max_retries=5)
+def send_existing_account_notice(user_id: int, organization_id: int) -> None:
+    """Tell the owner of an address that an admin tried to add it to their organization.
+
+    The admin was told "an invitation was sent", as for any address, so that adding members
+    reveals nothing about who has an account; the person learns why nothing else happened.
+    """
+    from accounts.models import Organization, User
+
+    user = User.objects.filter(pk=user_id).first()
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if user is None or organization is None:
+        return
+    context = {"organization": organization, "login_link": settings.SITE_URL + reverse("account_login")}
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = render_to_string("members/email/existing_account_subject.txt", context).strip()
+        body = render_to_string("members/email/existing_account.txt", context)
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])

@@ -50,11 +50,13 @@ def member_create(request):
     form = NewMemberForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            member = services.create_member(organization=request.organization, **form.cleaned_data)
+            services.create_member(organization=request.organization, invited_by=request.member, **form.cleaned_data)
         except ValidationError as error:
             _apply_errors(form, error)
         else:
-            messages.success(request, _("%(name)s was added and invited by email.") % {"name": member.display_name})
+            # The same words whether or not the address already has an account somewhere.
+            email = form.cleaned_data["email"].strip().lower()
+            messages.success(request, _("An invitation was sent to %(email)s.") % {"email": email})
             return redirect("members:list")
     return render(request, "members/form.html", {"form": form, "title": _("Add a team member")})
 
@@ -107,10 +109,11 @@ def member_reactivate(request, pk: int):
 def member_resend_invitation(request, pk: int):
     member = _member_or_404(request, pk)
     ensure_admin(request)
-    if not member.is_active or member.user.has_usable_password():
-        messages.error(request, _("%(name)s has already set a password.") % {"name": member.display_name})
+    try:
+        services.resend_invitation(member=member, invited_by=request.member)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
     else:
-        services.send_invitation(member)
         messages.success(request, _("A new invitation was sent to %(email)s.") % {"email": member.email})
     return redirect("members:list")
 
@@ -172,9 +175,7 @@ def date_override_add(request):
     services.set_date_override(
         member=request.member, date=form.cleaned_data["date"], intervals=form.cleaned_data["hours"]
     )
-    messages.success(
-        request, _("Your hours for %(date)s were saved.") % {"date": long_date(form.cleaned_data["date"])}
-    )
+    messages.success(request, _("Your hours for %(date)s were saved.") % {"date": long_date(form.cleaned_data["date"])})
     return redirect("members:profile")
 
 

@@ -1,5 +1,5 @@
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -7,6 +7,28 @@ from accounts.management.commands.seed_demo import DEMO_PASSWORD, DEMO_PEOPLE
 from members.models import TeamMember
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _development(settings):
+    settings.DEBUG = True  # as under `make run`; pytest-django turns it off
+
+
+def test_outside_development_seeding_is_refused_and_creates_no_login(settings):
+    settings.DEBUG = False
+
+    with pytest.raises(CommandError, match="--force"):
+        call_command("seed_demo")
+
+    assert not TeamMember.objects.filter(organization__slug="demo").exists()
+
+
+def test_outside_development_force_seeds_anyway(settings, capsys):
+    settings.DEBUG = False
+
+    call_command("seed_demo", "--force")
+
+    assert TeamMember.objects.filter(organization__slug="demo").count() == 4
 
 
 def test_the_demo_organization_has_an_admin_and_three_members_whose_logins_work(capsys):

@@ -189,15 +189,83 @@ def test_a_weak_password_is_refused_and_the_link_stays_usable(client, login, adm
     assert client.get(link).status_code == 200
 
 
-def test_adding_a_member_with_an_email_that_already_has_an_account_is_refused(
+def test_adding_someone_already_on_the_team_says_so_and_sends_nothing(
     client, login, admin, member, django_capture_on_commit_callbacks
 ):
     login(admin)
     response = _add_member(client, django_capture_on_commit_callbacks, email=member.user.email.upper())
     assert response.status_code == 200
-    assert "already has an account" in response.content.decode()
+    assert "is already on your team" in response.content.decode()
     assert TeamMember.objects.filter(user=member.user).count() == 1
     assert mail.outbox == []
+
+
+def test_adding_an_address_with_an_account_elsewhere_looks_like_any_invitation_and_tells_its_owner(
+    client, login, admin, outsider, django_capture_on_commit_callbacks
+):
+    """An admin must not learn who has an account in another organization: same redirect, same words."""
+    login(admin)
+    fresh = _add_member(client, django_capture_on_commit_callbacks, email="new.person@example.com")
+    elsewhere = _add_member(client, django_capture_on_commit_callbacks, email=outsider.user.email.upper())
+
+    assert (
+        (fresh.status_code, fresh["Location"])
+        == (elsewhere.status_code, elsewhere["Location"])
+        == (302, "/app/members/")
+    )
+    said = [str(message) for message in client.get("/app/members/").context["messages"]]
+    assert said == [
+        "An invitation was sent to new.person@example.com.",
+        f"An invitation was sent to {outsider.user.email}.",
+    ]
+    # Nothing changes for the existing account; its owner is told why nothing happened.
+    assert list(TeamMember.objects.filter(user=outsider.user).values_list("organization", flat=True)) == [
+        outsider.organization_id
+    ]
+    notice = mail.outbox[-1]
+    assert notice.to == [outsider.user.email]
+    assert "Acme Consulting" in notice.subject and "already has a TeamSchedulerPro login" in notice.body
+    assert "/invite/" not in notice.body
+
+
+def test_invitations_to_one_address_are_limited_per_hour(
+    client, login, admin, settings, django_capture_on_commit_callbacks
+):
+    settings.INVITATIONS_PER_ADDRESS_PER_HOUR = 3
+    login(admin)
+    _add_member(client, django_capture_on_commit_callbacks)
+    maya = TeamMember.objects.get(user__email="maya@example.com")
+    resend = reverse("members:resend_invitation", args=[maya.pk])
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(resend)
+    assert len(mail.outbox) == 3
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(resend, follow=True)
+
+    assert "maya@example.com was sent several invitations in the last hour" in response.content.decode()
+    assert len(mail.outbox) == 3
+    with time_machine.travel(timezone.now() + timedelta(hours=1, minutes=1)):
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(resend)
+    assert len(mail.outbox) == 4
+
+
+def test_invitations_from_one_admin_are_limited_per_hour(
+    client, login, admin, settings, django_capture_on_commit_callbacks
+):
+    settings.INVITATIONS_PER_ADMIN_PER_HOUR = 2
+    login(admin)
+    for n in range(2):
+        assert _add_member(client, django_capture_on_commit_callbacks, email=f"p{n}@example.com").status_code == 302
+
+    response = _add_member(client, django_capture_on_commit_callbacks, email="p3@example.com")
+
+    assert response.status_code == 200
+    assert "You have sent many invitations in the last hour" in response.content.decode()
+    assert not User.objects.filter(email="p3@example.com").exists()
+    assert len(mail.outbox) == 2
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
+from csp.constants import SELF
+from csp.decorators import csp_replace
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.http import Http404, HttpResponse
@@ -56,6 +58,10 @@ def outbox_list(request):
     return render(request, "outbox/list.html", {"messages_": [_summary(name) for name in names]})
 
 
+# The email's HTML is shown in a srcdoc frame, which inherits this page's policy; emails carry
+# their styles inline (mail clients ignore stylesheets). The page itself uses no nonce, so
+# 'unsafe-inline' is not overridden; the frame runs no scripts (sandbox="").
+@csp_replace({"style-src": [SELF, "'unsafe-inline'"]})
 def outbox_detail(request, name: str):
     message = _read(name)
     html = message.get_body(preferencelist=("html",))

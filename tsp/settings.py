@@ -6,9 +6,10 @@ with DEBUG=0 a SECRET_KEY is required and `manage.py check --deploy` is clean.
 
 import os
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
+import dj_email_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -19,11 +20,18 @@ def env(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
-    if value is None or value == "":
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word not in _TRUE | _FALSE:
+        # A typo (DEBUG=ture) must not quietly turn into False (or True): refuse to start.
+        raise ImproperlyConfigured(f"{name}={value!r} is not a yes/no value: use 1/0, true/false, yes/no or on/off.")
+    return word in _TRUE
 
 
 def env_int(name: str, default: int) -> int:
@@ -58,6 +66,7 @@ INSTALLED_APPS = [
     "django.contrib.sites",
     "allauth",
     "allauth.account",
+    "csp",
     "accounts",
     "members",
     "meetingtypes",
@@ -67,7 +76,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "tsp.headers.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Around everything that may read the database (sessions, the signed-in member, views): a 503
+    # with Retry-After while it is unreachable, through the security headers above.
+    "tsp.database_down.DatabaseDownMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "tsp.formatting.FormatLocaleMiddleware",
@@ -96,6 +110,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.current_member",
+                "csp.context_processors.nonce",
             ],
             "libraries": {"datetimes": "tsp.templatetags.datetimes"},
         },
@@ -139,9 +154,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
+# Follow-up work (video meetings, emails) is one row per step; one sweep runs every step that is
+# due. Retries wait RETRY_BASE_SECONDS, doubling, at most one sweep interval: a step is done within
+# two sweeps of an outage ending. Budgets are in time (bookings/followup.py).
+FOLLOW_UP_SWEEP_SECONDS = float(env("FOLLOW_UP_SWEEP_SECONDS", "60"))
+RETRY_BASE_SECONDS = float(env("RETRY_BASE_SECONDS", "10"))
+EMAIL_RETRY_HOURS = float(env("EMAIL_RETRY_HOURS", "24"))
+VIDEO_RETRY_UNTIL_MINUTES_BEFORE = float(env("VIDEO_RETRY_UNTIL_MINUTES_BEFORE", "10"))
+EMAIL_WAIT_FOR_LINK_SECONDS = float(env("EMAIL_WAIT_FOR_LINK_SECONDS", "300"))
 CELERY_BEAT_SCHEDULE = {
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": 300.0},
-    "missed-follow-ups": {"task": "bookings.tasks.resend_missed_follow_ups", "schedule": 600.0},
+    "follow-up-sweep": {"task": "bookings.tasks.sweep_follow_ups", "schedule": FOLLOW_UP_SWEEP_SECONDS},
     "missed-revocations": {"task": "integrations.tasks.resend_missed_revocations", "schedule": 600.0},
 }
 
@@ -184,28 +207,23 @@ ACCOUNT_RATE_LIMITS = {
 MEMBER_INVITATION_TTL_HOURS = env_int("MEMBER_INVITATION_TTL_HOURS", 72)
 
 
-# Email: EMAIL_URL (smtp://user:pass@host:587?tls=1) or the individual EMAIL_* variables.
-def _email_from_url(url: str) -> dict:
-    parts = urlsplit(url)
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    if parts.scheme in {"console", "file", "locmem", "dummy"}:
-        backend = f"django.core.mail.backends.{'filebased' if parts.scheme == 'file' else parts.scheme}.EmailBackend"
-        return {"EMAIL_BACKEND": backend, "EMAIL_FILE_PATH": parts.path or str(BASE_DIR / "var" / "mail")}
-    if parts.scheme not in {"smtp", "smtps", "submission"}:
-        raise ImproperlyConfigured(f"EMAIL_URL scheme {parts.scheme!r} is not supported.")
-    return {
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-        "EMAIL_HOST": parts.hostname or "localhost",
-        "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 587 if parts.scheme == "submission" else 25),
-        "EMAIL_HOST_USER": unquote(parts.username or ""),
-        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
-        "EMAIL_USE_SSL": parts.scheme == "smtps" or query.get("ssl") in {"1", "true"},
-        "EMAIL_USE_TLS": parts.scheme == "submission" or query.get("tls") in {"1", "true"},
-    }
-
-
+# Email: EMAIL_URL (smtp://user:pass@host:25, submission://… for 587 with STARTTLS, ?ssl=1 for
+# implicit TLS) or the individual EMAIL_* variables.
+if env("EMAIL_URL").startswith("smtps:"):
+    # dj-email-url reads smtps as STARTTLS, which port 465 does not speak: say what to write instead.
+    raise ImproperlyConfigured("EMAIL_URL: write smtp://…:465?ssl=1 (implicit TLS) or submission://… (STARTTLS).")
 if env("EMAIL_URL"):
-    globals().update(_email_from_url(env("EMAIL_URL")))
+    _email = dj_email_url.parse(env("EMAIL_URL"))
+    if "EMAIL_BACKEND" not in _email:
+        raise ImproperlyConfigured("EMAIL_URL: use smtp://, submission://, console://, file://, memory:// or dummy://.")
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+    EMAIL_PORT = _email["EMAIL_PORT"] or 25
+    EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+    EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+    EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+    EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+    EMAIL_FILE_PATH = "/" + _email["EMAIL_FILE_PATH"] if _email["EMAIL_FILE_PATH"] else str(BASE_DIR / "var" / "mail")
 elif env("EMAIL_HOST"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_HOST = env("EMAIL_HOST")
@@ -301,15 +319,71 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Access logs (runserver's django.server, django.request's warnings) show paths with their secrets
+# (manage links, invitation tokens, password-reset keys, OAuth code/state) replaced: tsp/log_redaction.py.
+# gunicorn's access log does the same through gunicorn.conf.py.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secret_urls": {"()": "tsp.log_redaction.RedactSecretUrlsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secret_urls"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's default configuration gives "django" and "django.server" handlers of their own,
+        # which would print the same lines again without the filter.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
 
 # Public booking forms: at most this many POSTs per client IP per window.
 BOOKING_RATE_LIMIT = env_int("BOOKING_RATE_LIMIT", 20)
 BOOKING_RATE_WINDOW_SECONDS = env_int("BOOKING_RATE_WINDOW_SECONDS", 600)
+# The booking calendar's times (slots.json): generous, a person paging through months never
+# comes close; a script asking for every month in every zone does.
+SLOTS_RATE_LIMIT = env_int("SLOTS_RATE_LIMIT", 120)
+SLOTS_RATE_WINDOW_SECONDS = env_int("SLOTS_RATE_WINDOW_SECONDS", 60)
+# A client's manage link works until this many days after the meeting ended, read-only once it
+# has started; then it answers 410 Gone and shows nothing of the booking.
+MANAGE_LINK_GRACE_DAYS = env_int("MANAGE_LINK_GRACE_DAYS", 7)
+
+# Invitations carry the organization's name (which its admin chooses) to any address: a brake on
+# how many one admin may send, and how many one address may receive, per hour.
+INVITATIONS_PER_ADDRESS_PER_HOUR = env_int("INVITATIONS_PER_ADDRESS_PER_HOUR", 5)
+INVITATIONS_PER_ADMIN_PER_HOUR = env_int("INVITATIONS_PER_ADMIN_PER_HOUR", 30)
+
+# Content-Security-Policy (django-csp): scripts only from our own files, never inline; styles from
+# our stylesheets plus the nonce'd <style> that sets an organization's accent colour. Pages of the
+# booking flow may be framed when asked for with ?embed=1 (bookings.views.embeddable). Forms may
+# also lead to the providers' OAuth pages: Connect posts to us and we redirect there, and browsers
+# hold that redirect to form-action.
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [
+            SELF,
+            *sorted({_origin(url) for url in (ZOOM_OAUTH_BASE_URL, GOOGLE_OAUTH_BASE_URL, MICROSOFT_OAUTH_BASE_URL)}),
+        ],
+    }
+}
+# Nothing here uses the camera, microphone or location: no page (nor anything it frames) may ask.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), "
+    "magnetometer=(), microphone=(), midi=(), payment=(), publickey-credentials-get=(), usb=(), "
+    "screen-wake-lock=(), xr-spatial-tracking=()"
+)

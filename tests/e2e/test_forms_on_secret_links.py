@@ -41,6 +41,7 @@ def test_a_new_member_sets_a_password_from_the_invitation_in_a_real_browser(live
         email="nina@example.com",
         role=TeamMember.Role.MEMBER,
         time_zone="Europe/Paris",
+        invited_by=admin,
     )
     invitation = _on_live_server(live_server, _link_in(mail.outbox[-1]))
 

@@ -26,6 +26,7 @@ def invited(admin, site) -> TeamMember:
         email="nina@example.com",
         role=TeamMember.Role.MEMBER,
         time_zone="Europe/Paris",
+        invited_by=admin,
     )
 
 

@@ -2,7 +2,7 @@
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Organization, User
@@ -21,10 +21,24 @@ DEMO_PEOPLE = [
 
 
 class Command(BaseCommand):
-    help = "Create (or reset) the demo organization and print its logins."
+    help = "Create (or reset) the demo organization and print its logins (development only)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Seed even with DEBUG off. The demo admin's password is published: never on a public site.",
+        )
 
     @transaction.atomic
     def handle(self, *args, **options):
+        if not settings.DEBUG and not options["force"]:
+            # The logins it creates have a password printed in the README: on a reachable
+            # server, anyone could sign in as the demo admin.
+            raise CommandError(
+                "seed_demo creates logins with a published password and runs only with DEBUG=1. "
+                "Use --force to seed anyway (never on a public site)."
+            )
         name, slug = DEMO_ORGANIZATION
         organization, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": name})
         for email, display_name, role, time_zone in DEMO_PEOPLE:
