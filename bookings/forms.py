@@ -1,4 +1,5 @@
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 from django import forms
@@ -7,17 +8,35 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from members.timezones import canonical_name
+from tsp.validators import single_line_name
+
+# Any instant or month a client sends must lie in these years. Far wider than any booking window,
+# yet far enough inside what `datetime` holds that a day or a zone's offset either side of a
+# value can never overflow (9999-12-31T23:59:59-14:00 is past the year 9999 in UTC).
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2199
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 def parse_start(value: str) -> datetime | None:
     """An ISO 8601 instant with an offset ('2026-12-03T08:00:00Z'); None for anything else."""
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except (ValueError, AttributeError):
+        if parsed.tzinfo is None:
+            return None
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, AttributeError, OverflowError):
         return None
-    if parsed.tzinfo is None:
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
         return None
-    return parsed.astimezone(UTC)
+    return parsed
+
+
+def parse_month(value: str) -> date | None:
+    """'2026-12' as the first of that month; None for anything else."""
+    match = _MONTH.fullmatch(value or "")
+    if match is None or not EARLIEST_YEAR <= int(match[1]) <= LATEST_YEAR:
+        return None
+    return date(int(match[1]), int(match[2]), 1)
 
 
 class SlotField(forms.CharField):
@@ -51,7 +70,12 @@ class TimeZoneField(forms.CharField):
 
 
 class BookingForm(forms.Form):
-    name = forms.CharField(label=_("Your name"), max_length=120, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    name = forms.CharField(
+        label=_("Your name"),
+        max_length=120,
+        validators=[single_line_name],
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
     email = forms.EmailField(label=_("Email"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     notes = forms.CharField(
         label=_("Anything to share before the meeting?"),

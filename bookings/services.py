@@ -4,6 +4,7 @@ import dataclasses
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -14,7 +15,7 @@ from members.models import TeamMember
 from tsp.formatting import normalize_locale
 from tsp.tasks import enqueue_after_commit
 
-from . import availability, selectors, slots
+from . import availability, cache, selectors
 from .models import Booking, BookingHost
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ class SlotNotOffered(SlotUnavailable):
 
 class BookingLocked(Exception):
     """The booking can no longer be changed (cancelled, or already started)."""
+
+
+class MeetingTypeClosed(Exception):
+    """The booking's meeting type no longer takes bookings, so the booking can't move to another
+    time (it can still be cancelled)."""
 
 
 class VideoLinkRefused(Exception):
@@ -60,7 +66,7 @@ def after_booking_change(
     """
     from .tasks import booking_changed
 
-    slots.availability_changed(booking.organization_id)
+    cache.availability_changed(booking.organization_id)
 
     enqueue_after_commit(
         booking_changed,
@@ -166,6 +172,12 @@ def book(
     return booking
 
 
+def manage_link_expired(booking: Booking, *, now: datetime) -> bool:
+    """A client's manage link stops working MANAGE_LINK_GRACE_DAYS after the meeting ended (long
+    after it stopped changing anything: see `_ensure_changeable`)."""
+    return now >= booking.end + timedelta(days=settings.MANAGE_LINK_GRACE_DAYS)
+
+
 def _ensure_changeable(booking: Booking, now: datetime) -> None:
     if booking.is_cancelled or booking.start <= now:
         raise BookingLocked
@@ -182,6 +194,8 @@ def reschedule(
         booking = Booking.objects.select_for_update().select_related("meeting_type").get(pk=booking.pk)
         _ensure_changeable(booking, now)
         meeting_type = booking.meeting_type
+        if not meeting_type.is_active:
+            raise MeetingTypeClosed
         _lock_hosts_for_daily_limit(meeting_type)
         free = _free_hosts(meeting_type, start, now, exclude_booking_id=booking.pk)
         current = list(booking.host_rows.filter(is_active=True).values_list("member_id", flat=True))

@@ -1,5 +1,3 @@
-import re
-from datetime import date
 from functools import wraps
 from zoneinfo import ZoneInfo
 
@@ -12,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,13 +20,10 @@ from meetingtypes.models import MeetingType
 from members.timezones import TimeZoneSelect, canonical_name, is_valid_time_zone
 from tsp.formatting import browser_locale
 from tsp.privacy import secret_url
-from tsp.ratelimit import client_ip, hit
+from tsp.ratelimit import client_ip, hit, seconds_left
 
 from . import calendar_links, selectors, services, slots
-from .forms import BookingForm, CancelForm, RescheduleForm, VideoLinkForm, parse_start
-
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-
+from .forms import BookingForm, CancelForm, RescheduleForm, VideoLinkForm, parse_month, parse_start
 
 # ---------------------------------------------------------------- helpers
 
@@ -91,19 +87,38 @@ def _too_many(request, context):
     return render(request, "bookings/public/error.html", context, status=429)
 
 
+def _json_error(message: str, *, status: int = 400) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _slots_rate_limited(request) -> JsonResponse | None:
+    """The calendar's times are worked out on request: a generous limit per IP on asking for them."""
+    window = settings.SLOTS_RATE_WINDOW_SECONDS
+    if hit("slots", client_ip(request), limit=settings.SLOTS_RATE_LIMIT, window_seconds=window):
+        return None
+    response = _json_error(_("Too many requests from your network. Please wait a minute and try again."), status=429)
+    response["Retry-After"] = str(seconds_left(window))
+    return response
+
+
 def _slots_response(request, meeting_type, exclude_booking_id=None):
     zone = _zone_or_none(request.GET.get("tz") or "UTC")
     if zone is None:
-        return JsonResponse({"error": _("Unknown time zone.")}, status=400)
+        return _json_error(_("Unknown time zone."))
     month_text = request.GET.get("month")
     month = None
     if month_text:
-        if not _MONTH.fullmatch(month_text):
-            return JsonResponse({"error": _("The month must look like 2026-12.")}, status=400)
-        month = date(int(month_text[:4]), int(month_text[5:]), 1)
-    page = slots.month_page(
-        meeting_type, month=month, zone=zone, now=timezone.now(), exclude_booking_id=exclude_booking_id
-    )
+        month = parse_month(month_text)
+        if month is None:
+            return _json_error(_("The month must look like 2026-12."))
+    try:
+        page = slots.month_page(
+            meeting_type, month=month, zone=zone, now=timezone.now(), exclude_booking_id=exclude_booking_id
+        )
+    except slots.MonthNotOffered:
+        return _json_error(_("No times are offered in that month. Please pick a month on the calendar."))
     response = JsonResponse(page)
     response["Cache-Control"] = "no-store"
     return response
@@ -112,7 +127,10 @@ def _slots_response(request, meeting_type, exclude_booking_id=None):
 def _calendar_context(request, meeting_type, *, slots_url, select_url, heading="", default_time_zone=""):
     tz = canonical_name(request.GET.get("tz", "")) or canonical_name(default_time_zone) or ""
     time_zone_select = TimeZoneSelect(attrs={"id": "booking-tz", "aria-describedby": "booking-tz-note"})
-    month = request.GET.get("month", "")
+    month = parse_month(request.GET.get("month", ""))
+    # A month the calendar would refuse (a tampered or very old link) opens the first month instead.
+    if month and not slots.is_browsable(meeting_type, month, zone=ZoneInfo(tz or "UTC"), now=timezone.now()):
+        month = None
     return {
         "organization": meeting_type.organization,
         "meeting_type": meeting_type,
@@ -122,7 +140,7 @@ def _calendar_context(request, meeting_type, *, slots_url, select_url, heading="
         "select_url": select_url,
         "time_zone_select": time_zone_select.render("tz", tz or None),
         "initial_time_zone": tz,
-        "initial_month": month if _MONTH.fullmatch(month) else "",
+        "initial_month": month.strftime("%Y-%m") if month else "",
         "taken": request.GET.get("taken") == "1",
         "not_offered": request.GET.get("not_offered") == "1",
         "prefill_name": request.GET.get("name", "")[:120],
@@ -183,6 +201,8 @@ def public_page(request, org_slug: str, slug: str):
 @never_cache
 @require_GET
 def slots_json(request, org_slug: str, slug: str):
+    if limited := _slots_rate_limited(request):
+        return limited
     meeting_type = _public_meeting_type(org_slug, slug)
     return _slots_response(request, meeting_type)
 
@@ -259,27 +279,73 @@ def _booking_or_404(uid, token):
     return booking
 
 
+def _summary_context(request, booking) -> dict:
+    """What the booking pages show around the booking itself: nothing of the client's."""
+    return {
+        "organization": booking.organization,
+        "meeting_type": booking.meeting_type,
+        "host_names": ", ".join(row.member.display_name for row in booking.host_rows.all()),
+        "embed": _is_embed(request),
+    }
+
+
+def _link_expired(request, booking, *, as_json: bool = False):
+    """410 Gone: a link that leaked (a forwarded email, a shared computer) stops showing who booked
+    and the join link once the meeting is well over; and it never changes anything again."""
+    days = settings.MANAGE_LINK_GRACE_DAYS
+    message = ngettext(
+        "This link has expired: the meeting ended more than %(days)d day ago.",
+        "This link has expired: the meeting ended more than %(days)d days ago.",
+        days,
+    ) % {"days": days}
+    if as_json:
+        return _json_error(message, status=410)
+    context = {**_summary_context(request, booking), "error": message}
+    return render(request, "bookings/public/error.html", context, status=410)
+
+
+def manage_link(view):
+    """A view behind a client's manage link: called with the booking the link names (404 for a
+    link that names none) as long as the link has not expired (410 after that)."""
+
+    @wraps(view)
+    def wrapper(request, uid, token: str):
+        booking = _booking_or_404(uid, token)
+        if services.manage_link_expired(booking, now=timezone.now()):
+            return _link_expired(request, booking)
+        return view(request, booking, token)
+
+    return wrapper
+
+
+def _cannot_move(request, booking, *, as_json: bool = False):
+    message = _("This meeting type no longer takes bookings, so this booking can't be moved. You can still cancel it.")
+    if as_json:
+        return _json_error(message, status=409)
+    context = {**_summary_context(request, booking), "error": message}
+    return render(request, "bookings/public/error.html", context, status=409)
+
+
 def _manage_context(request, booking):
     tz = request.GET.get("tz") or booking.client_time_zone
     zone = _zone_or_none(tz) or ZoneInfo("UTC")
     hosts = [row.member for row in booking.host_rows.all()]
+    changeable = not booking.is_cancelled and booking.start > timezone.now()
     return {
+        **_summary_context(request, booking),
         "booking": booking,
-        "organization": booking.organization,
-        "meeting_type": booking.meeting_type,
-        "host_names": ", ".join(host.display_name for host in hosts),
         "hosts": hosts,
         "zone": zone,
-        "embed": _is_embed(request),
-        "changeable": not booking.is_cancelled and booking.start > timezone.now(),
+        "changeable": changeable,
+        "movable": changeable and booking.meeting_type.is_active,
     }
 
 
 @secret_url
 @embeddable
 @require_GET
-def manage(request, uid, token: str):
-    booking = _booking_or_404(uid, token)
+@manage_link
+def manage(request, booking, token: str):
     context = _manage_context(request, booking)
     context["just_booked"] = request.GET.get("booked") == "1"
     context["just_moved"] = request.GET.get("moved") == "1"
@@ -293,10 +359,10 @@ def manage(request, uid, token: str):
 @secret_url
 @never_cache
 @require_GET
-def calendar_file(request, uid, token: str):
+@manage_link
+def calendar_file(request, booking, token: str):
     """The booking as an .ics file: the emails' invitation (same UID and SEQUENCE), so the event a
     calendar files from it is the one later emails update."""
-    booking = _booking_or_404(uid, token)
     response = HttpResponse(calendar_links.ics(booking), content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{booking.meeting_type.slug}.ics"'
     return response
@@ -306,8 +372,8 @@ def calendar_file(request, uid, token: str):
 @csrf_exempt
 @embeddable
 @require_http_methods(["GET", "POST"])
-def cancel(request, uid, token: str):
-    booking = _booking_or_404(uid, token)
+@manage_link
+def cancel(request, booking, token: str):
     context = _manage_context(request, booking)
     form = CancelForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
@@ -328,10 +394,12 @@ def cancel(request, uid, token: str):
 @secret_url
 @embeddable
 @require_GET
-def reschedule(request, uid, token: str):
-    booking = _booking_or_404(uid, token)
+@manage_link
+def reschedule(request, booking, token: str):
     if booking.is_cancelled or booking.start <= timezone.now():
         return redirect(_with_embed(booking.manage_url(), request))
+    if not booking.meeting_type.is_active:
+        return _cannot_move(request, booking)
     context = _calendar_context(
         request,
         booking.meeting_type,
@@ -348,9 +416,15 @@ def reschedule(request, uid, token: str):
 @never_cache
 @require_GET
 def reschedule_slots(request, uid, token: str):
+    if limited := _slots_rate_limited(request):
+        return limited
     booking = _booking_or_404(uid, token)
+    if services.manage_link_expired(booking, now=timezone.now()):
+        return _link_expired(request, booking, as_json=True)
     if booking.is_cancelled:
-        return JsonResponse({"error": _("This booking was cancelled.")}, status=400)
+        return _json_error(_("This booking was cancelled."))
+    if not booking.meeting_type.is_active:
+        return _cannot_move(request, booking, as_json=True)
     return _slots_response(request, booking.meeting_type, exclude_booking_id=booking.pk)
 
 
@@ -358,10 +432,12 @@ def reschedule_slots(request, uid, token: str):
 @csrf_exempt
 @embeddable
 @require_http_methods(["GET", "POST"])
-def reschedule_confirm(request, uid, token: str):
-    booking = _booking_or_404(uid, token)
+@manage_link
+def reschedule_confirm(request, booking, token: str):
     if booking.is_cancelled or booking.start <= timezone.now():
         return redirect(_with_embed(booking.manage_url(), request))
+    if not booking.meeting_type.is_active:
+        return _cannot_move(request, booking)
     calendar_url = reverse("bookings:reschedule", args=[booking.uid, token])
     context = _manage_context(request, booking)
     data = request.POST if request.method == "POST" else request.GET
@@ -377,6 +453,8 @@ def reschedule_confirm(request, uid, token: str):
         except services.SlotUnavailable as refusal:
             embed = _is_embed(request)
             return redirect(_back_to_calendar(calendar_url, tz=tz, start=new_start, embed=embed, refusal=refusal))
+        except services.MeetingTypeClosed:
+            return _cannot_move(request, booking)
         except services.BookingLocked:
             return redirect(_with_embed(booking.manage_url(), request))
         return redirect(_with_embed(booking.manage_url(), request, moved="1"))

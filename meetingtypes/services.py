@@ -1,6 +1,6 @@
 from django.db import transaction
 
-from bookings.slots import availability_changed
+from bookings.cache import availability_changed
 from members.models import TeamMember
 
 from .models import MeetingType, MeetingTypeHost

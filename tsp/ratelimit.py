@@ -1,6 +1,7 @@
-"""A fixed-window request counter in the cache, for public forms that anyone can post."""
+"""A fixed-window request counter in the cache, for public pages and forms that anyone can use."""
 
 import logging
+import math
 import time
 
 from django.core.cache import cache
@@ -32,3 +33,8 @@ def hit(scope: str, key: str, *, limit: int, window_seconds: int) -> bool:
         logger.warning("rate limit %s not counted: cache unavailable", scope, exc_info=True)
         return True
     return count <= limit
+
+
+def seconds_left(window_seconds: int) -> int:
+    """Until the current window ends and a refused client is counted afresh (for Retry-After)."""
+    return max(1, math.ceil(window_seconds - time.time() % window_seconds))
