@@ -3,6 +3,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.timezones import TimeZoneField
 from tsp.formatting import browser_locale
+from tsp.validators import single_line_name
 
 from .branding import clean_accent_colour, process_logo
 from .services import create_organization_with_admin
@@ -11,8 +12,8 @@ from .services import create_organization_with_admin
 class OrganizationSignupForm(forms.Form):
     """Extra fields on allauth's sign-up form: the organization the new user will administer."""
 
-    display_name = forms.CharField(label=_("Your name"), max_length=120)
-    organization_name = forms.CharField(label=_("Organization name"), max_length=120)
+    display_name = forms.CharField(label=_("Your name"), max_length=120, validators=[single_line_name])
+    organization_name = forms.CharField(label=_("Organization name"), max_length=120, validators=[single_line_name])
     time_zone = TimeZoneField(
         label=_("Your time zone"),
         browser_zone="preselect",
@@ -42,6 +43,7 @@ class OrganizationForm(forms.Form):
     name = forms.CharField(
         label=_("Organization name"),
         max_length=120,
+        validators=[single_line_name],
         help_text=_("Shown to clients on booking pages and in emails. Your booking links stay the same."),
     )
     logo = forms.FileField(

@@ -4,6 +4,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
 from members.models import TeamMember
+from tsp.validators import single_line_name
 
 from .models import MeetingType
 
@@ -46,6 +47,7 @@ class MeetingTypeForm(forms.ModelForm):
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.organization = organization
+        self.fields["name"].validators.append(single_line_name)
         self.fields["hosts"].queryset = TeamMember.objects.filter(organization=organization, is_active=True)
         self.fields["hosts"].label_from_instance = lambda m: f"{m.display_name} ({m.time_zone})"
         self.fields["slug"].required = False

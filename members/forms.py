@@ -7,6 +7,8 @@ from django import forms
 from django.contrib.auth.password_validation import password_validators_help_text_html, validate_password
 from django.utils.translation import gettext_lazy as _
 
+from tsp.validators import single_line_name
+
 from .models import TeamMember, WorkingHours
 from .timezones import TimeZoneField
 
@@ -14,7 +16,7 @@ from .timezones import TimeZoneField
 class ProfileForm(forms.Form):
     """What every member may change about themselves."""
 
-    display_name = forms.CharField(label=_("Name"), max_length=120)
+    display_name = forms.CharField(label=_("Name"), max_length=120, validators=[single_line_name])
     time_zone = TimeZoneField(label=_("Time zone"), browser_zone="suggest")
 
 
