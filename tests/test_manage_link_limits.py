@@ -39,6 +39,12 @@ def booking(member):
     return book_through_service(meeting_type, at(TUESDAY, "10:00"), email="casey@example.com")
 
 
+@pytest.fixture
+def clock(request):
+    """The frozen clock (the frozen_now fixture), to move on."""
+    return request.getfixturevalue("frozen_now")
+
+
 def link(booking, name: str = "manage") -> str:
     return reverse(f"bookings:{name}", args=[booking.uid, booking.manage_token])
 
@@ -46,8 +52,8 @@ def link(booking, name: str = "manage") -> str:
 # ---------------------------------------------------------------- expiry
 
 
-def test_after_the_meeting_the_link_shows_the_booking_without_ways_to_change_it(client, booking, frozen_now):
-    frozen_now.move_to(ENDED + timedelta(days=6))
+def test_after_the_meeting_the_link_shows_the_booking_without_ways_to_change_it(client, booking, clock):
+    clock.move_to(ENDED + timedelta(days=6))
 
     page = client.get(link(booking))
 
@@ -57,8 +63,8 @@ def test_after_the_meeting_the_link_shows_the_booking_without_ways_to_change_it(
     assert link(booking, "cancel") not in content and link(booking, "reschedule") not in content
 
 
-def test_a_week_after_the_meeting_the_link_has_expired_and_shows_nothing_of_the_booking(client, booking, frozen_now):
-    frozen_now.move_to(ENDED + timedelta(days=7))
+def test_a_week_after_the_meeting_the_link_has_expired_and_shows_nothing_of_the_booking(client, booking, clock):
+    clock.move_to(ENDED + timedelta(days=7))
 
     for name in ("manage", "cancel", "reschedule", "reschedule_confirm", "calendar_file"):
         response = client.get(link(booking, name))
@@ -72,8 +78,8 @@ def test_a_week_after_the_meeting_the_link_has_expired_and_shows_nothing_of_the_
     assert slots.status_code == 410 and "expired" in slots.json()["error"]
 
 
-def test_an_expired_link_changes_nothing(client, booking, frozen_now):
-    frozen_now.move_to(ENDED + timedelta(days=30))
+def test_an_expired_link_changes_nothing(client, booking, clock):
+    clock.move_to(ENDED + timedelta(days=30))
 
     cancelled = client.post(link(booking, "cancel"), {"reason": "changed my mind"})
     moved = client.post(link(booking, "reschedule_confirm"), {"start": iso(at(WEDNESDAY, "10:00")), "tz": "UTC"})
@@ -83,21 +89,21 @@ def test_an_expired_link_changes_nothing(client, booking, frozen_now):
     assert (booking.status, booking.start, booking.sequence) == (Booking.Status.CONFIRMED, at(TUESDAY, "10:00"), 0)
 
 
-def test_the_grace_period_is_a_setting(client, booking, frozen_now, settings):
+def test_the_grace_period_is_a_setting(client, booking, clock, settings):
     settings.MANAGE_LINK_GRACE_DAYS = 1
-    frozen_now.move_to(ENDED + timedelta(days=1, seconds=-1))
+    clock.move_to(ENDED + timedelta(days=1, seconds=-1))
     assert client.get(link(booking)).status_code == 200
 
-    frozen_now.move_to(ENDED + timedelta(days=1))
+    clock.move_to(ENDED + timedelta(days=1))
     response = client.get(link(booking))
     assert response.status_code == 410 and "more than 1 day ago" in response.content.decode()
 
 
-def test_a_cancelled_bookings_link_expires_the_same_way(client, booking, frozen_now):
+def test_a_cancelled_bookings_link_expires_the_same_way(client, booking, clock):
     services.cancel(booking=booking)
     assert client.get(link(booking)).status_code == 200
 
-    frozen_now.move_to(ENDED + timedelta(days=8))
+    clock.move_to(ENDED + timedelta(days=8))
     assert client.get(link(booking)).status_code == 410
 
 

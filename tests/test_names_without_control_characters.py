@@ -25,6 +25,7 @@ MESSAGE = "A name can't contain line breaks, tabs or other control characters."
 def says_one_line(response) -> bool:
     return escape(MESSAGE) in response.content.decode()
 
+
 NOT_ONE_LINE = [
     "Casey\nClient",
     "Casey\r\nBcc: everyone@example.com",

@@ -143,9 +143,7 @@ def test_asking_for_times_is_limited_per_ip(around_the_clock, settings):
 
 
 @pytest.mark.parametrize("month", ["2150-01", "2027-06", "2000-01", "2026-10", "0000-01", "9999-12"])
-def test_a_month_far_from_the_booking_window_is_refused_without_working_anything_out(
-    client, around_the_clock, month
-):
+def test_a_month_far_from_the_booking_window_is_refused_without_working_anything_out(client, around_the_clock, month):
     with CaptureQueriesContext(connection) as queries:
         response = get_slots(client, around_the_clock, tz="UTC", month=month)
 
@@ -172,9 +170,7 @@ def test_a_calendar_link_to_a_month_it_would_refuse_opens_on_the_first_month(cli
 # ---------------------------------------------------------------- moving a booking
 
 
-def test_a_client_moving_a_booking_is_served_from_the_cache_and_sees_their_own_time_free(
-    client, around_the_clock
-):
+def test_a_client_moving_a_booking_is_served_from_the_cache_and_sees_their_own_time_free(client, around_the_clock):
     booking = book_through_service(around_the_clock, at(TUESDAY, "10:00"))
     moving = reverse("bookings:reschedule_slots", args=[booking.uid, booking.manage_token])
 
