@@ -1,8 +1,7 @@
 """Shared helpers for the booking tests: meeting types, a frozen clock and the public booking URLs.
 
-Test modules use the clock with::
+Its fixtures reach every test through `pytest_plugins` in tests/conftest.py; a module uses the clock with::
 
-    from .booking_helpers import frozen_now  # noqa: F401  (the fixture)
     pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 """
 

@@ -22,7 +22,6 @@ from .booking_helpers import (
     WEDNESDAY,
     at,
     book_through_service,
-    frozen_now,  # noqa: F401  (the fixture)
     make_meeting_type,
 )
 

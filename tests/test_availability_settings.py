@@ -12,7 +12,6 @@ from meetingtypes.models import MeetingType
 from members.models import DateOverride, WorkingHours
 
 from .booking_helpers import (
-    frozen_now,  # noqa: F401  (fixture)
     make_meeting_type,
     slots,
 )

@@ -28,7 +28,6 @@ from .booking_helpers import (
     at,
     book_through_service,
     book_via_page,
-    frozen_now,  # noqa: F401  (fixture)
     get_slots,
     iso,
     make_booking,

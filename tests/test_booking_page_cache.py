@@ -24,7 +24,6 @@ from .booking_helpers import (
     at,
     book_through_service,
     book_via_page,
-    frozen_now,  # noqa: F401  (the fixture)
     get_slots,
     iso,
     make_meeting_type,

@@ -25,7 +25,6 @@ from .booking_helpers import (
     WEDNESDAY,
     at,
     book_via_page,
-    frozen_now,  # noqa: F401  (fixture)
     iso,
     make_booking,
     make_meeting_type,

@@ -36,15 +36,12 @@ from .booking_helpers import (
     TUESDAY,
     WEDNESDAY,
     at,
-    frozen_now,  # noqa: F401  (the fixture)
     make_booking,
     make_meeting_type,
 )
 from .zoom_helpers import (
     connect_member,
-    eager_retries,  # noqa: F401  (a fixture)
     sandbox_meetings,
-    zoom_sandbox,  # noqa: F401  (a fixture)
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]

@@ -14,7 +14,7 @@ from bookings.models import Booking
 from meetingtypes.models import MeetingType
 from members.models import TeamMember
 
-from .booking_helpers import TUESDAY, at, book_via_page, frozen_now, iso, make_meeting_type  # noqa: F401
+from .booking_helpers import TUESDAY, at, book_via_page, iso, make_meeting_type
 from .conftest import PASSWORD
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]

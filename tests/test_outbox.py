@@ -19,7 +19,6 @@ from bookings import services
 from .booking_helpers import (
     TUESDAY,
     at,
-    frozen_now,  # noqa: F401  (the fixture)
     make_meeting_type,
 )
 

@@ -23,13 +23,12 @@ from integrations.sandbox import zoom
 from meetingtypes.models import MeetingType
 
 from .booking_helpers import make_meeting_type
-from .zoom_helpers import (  # noqa: F401  (zoom_sandbox: the fixture)
+from .zoom_helpers import (
     CLIENT_ID,
     CLIENT_SECRET,
     ENCRYPTION_KEY,
     WEBHOOK_SECRET,
     connected_in_sandbox,
-    zoom_sandbox,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,6 @@ from .booking_helpers import (
     TUESDAY,
     at,
     book_through_service,
-    frozen_now,  # noqa: F401  (the fixture)
     get_slots,
     make_meeting_type,
     public_url,

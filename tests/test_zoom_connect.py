@@ -31,7 +31,6 @@ from .zoom_helpers import (
     sandbox_user,
     start_connect,
     zoom_api,
-    zoom_sandbox,  # noqa: F401  (the fixture)
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("zoom_sandbox")]

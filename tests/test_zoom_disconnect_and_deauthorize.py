@@ -22,13 +22,11 @@ from .zoom_helpers import (
     connect_member,
     connect_zoom,
     csrf_token_on_team_members,
-    eager_retries,  # noqa: F401  (a fixture)
     sandbox_user,
     webhook_url,
     weekday_at,
     zoom_api,
     zoom_meeting_type,
-    zoom_sandbox,  # noqa: F401  (the fixture)
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("zoom_sandbox")]

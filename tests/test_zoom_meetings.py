@@ -27,7 +27,6 @@ from .zoom_helpers import (
     book_zoom_meeting,
     card_as_seen_by,
     connect_member,
-    eager_retries,  # noqa: F401  (a fixture)
     has_a_zoom_link,
     mails_to,
     only_mail_to,
@@ -40,7 +39,6 @@ from .zoom_helpers import (
     weekday_at,
     zoom_api,
     zoom_meeting_type,
-    zoom_sandbox,  # noqa: F401  (the fixture)
 )
 from .zoom_helpers import cancel as cancel_booking
 

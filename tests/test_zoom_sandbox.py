@@ -8,11 +8,15 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -40,6 +44,7 @@ MEETING = {
     "settings": {"waiting_room": True, "join_before_host": True},
 }
 
+ROOT = Path(__file__).resolve().parent.parent
 received_webhooks = []
 
 
@@ -66,6 +71,7 @@ def sandbox(settings):
     settings.ZOOM_SANDBOX_WEBHOOK_URL = None
     settings.ZOOM_SCOPES = "meeting:write user:read"
     settings.CSRF_COOKIE_SECURE = False  # the live server speaks plain HTTP
+    settings.SITE_URL = "http://app.example.test"  # whose callback is the app's registered redirect URI
     zoom.reset()
     received_webhooks.clear()
     yield
@@ -565,11 +571,12 @@ def test_control_fail_refuses_nonsense(base):
 # --- Deauthorization and control ---------------------------------------------------------------
 
 
-def test_deauthorize_revokes_tokens_and_delivers_a_correctly_signed_webhook(base, hook_url):
+def test_deauthorize_revokes_tokens_and_delivers_a_correctly_signed_webhook(base, hook_url, settings):
+    settings.ZOOM_SANDBOX_WEBHOOK_URL = hook_url
     tokens = connect(base)
     me = api(base, "GET", "/users/me", tokens["access_token"]).json()
 
-    response = requests.post(f"{base}/control/deauthorize", json={"email": EMAIL, "webhook_url": hook_url})
+    response = requests.post(f"{base}/control/deauthorize", json={"email": EMAIL})
 
     assert response.status_code == 200
     assert response.json()["webhook_status"] == 204
@@ -587,10 +594,9 @@ def test_deauthorize_revokes_tokens_and_delivers_a_correctly_signed_webhook(base
     assert payload["deauthorization_time"].endswith("Z") and re.fullmatch(r"[0-9a-f]{64}", payload["signature"])
 
 
-def test_deauthorize_of_an_unknown_user_is_404(base, hook_url):
-    response = requests.post(
-        f"{base}/control/deauthorize", json={"email": "nobody@example.com", "webhook_url": hook_url}
-    )
+def test_deauthorize_of_an_unknown_user_is_404(base, hook_url, settings):
+    settings.ZOOM_SANDBOX_WEBHOOK_URL = hook_url
+    response = requests.post(f"{base}/control/deauthorize", json={"email": "nobody@example.com"})
 
     assert response.status_code == 404
     assert received_webhooks == []
@@ -649,3 +655,131 @@ def test_unknown_api_paths_answer_json_404(base):
 
     assert response.status_code == 404
     assert response.json()["code"] == 404
+
+
+# --- Who may use it: the security review's findings ----------------------------------------------
+
+FROM_ELSEWHERE = {"REMOTE_ADDR": "203.0.113.9"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("post", "/sandbox/zoom/control/reset"),
+        ("post", "/sandbox/zoom/control/fail"),
+        ("post", "/sandbox/zoom/control/expire-tokens"),
+        ("post", "/sandbox/zoom/control/deauthorize"),
+        ("get", "/sandbox/zoom/control/state"),
+        ("get", "/sandbox/zoom/control/"),
+        ("post", "/sandbox/zoom/control/remove-app"),
+    ],
+)
+def test_the_controls_refuse_anonymous_callers_from_the_network(client, method, path):
+    zoom.inject_failure("/users/me", status=503)
+
+    response = getattr(client, method)(path, data={}, content_type="application/json", **FROM_ELSEWHERE)
+
+    assert response.status_code == 403
+    assert zoom.state_summary()["failures"]  # nothing was reset
+
+
+@pytest.mark.django_db
+def test_the_controls_refuse_a_loopback_request_relayed_by_a_proxy(client):
+    response = client.get("/sandbox/zoom/control/state", HTTP_X_FORWARDED_FOR="203.0.113.9")
+
+    assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_controls_refuse_a_cross_site_post_from_a_browser_on_this_machine(client):
+    zoom.inject_failure("/users/me", status=503)
+
+    response = client.post("/sandbox/zoom/control/reset", HTTP_ORIGIN="https://attacker.example")
+
+    assert response.status_code == 403
+    assert zoom.state_summary()["failures"]
+
+
+@pytest.mark.django_db
+def test_a_signed_in_admin_may_use_the_controls_from_anywhere_but_a_member_may_not(client, admin, member):
+    client.force_login(member.user)
+    assert client.get("/sandbox/zoom/control/state", **FROM_ELSEWHERE).status_code == 403
+
+    client.force_login(admin.user)
+    assert client.get("/sandbox/zoom/control/state", **FROM_ELSEWHERE).status_code == 200
+
+
+def test_deauthorize_delivers_only_to_the_configured_webhook_never_to_a_url_from_the_request(
+    base, hook_url, settings
+):
+    settings.ZOOM_SANDBOX_WEBHOOK_URL = None
+    connect(base)
+
+    response = requests.post(f"{base}/control/deauthorize", json={"email": EMAIL, "webhook_url": hook_url})
+
+    assert response.status_code == 400 and "webhook_url" in response.json()["message"]
+    assert received_webhooks == []
+    assert zoom.state_summary()["users"][0]["live_access_tokens"] == 1  # nothing was done
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "https://attacker.example/integrations/zoom/callback/",
+        "http://app.example.test/elsewhere/",
+        "http://app.example.test.attacker.example/integrations/zoom/callback/",
+    ],
+)
+def test_authorize_sends_codes_only_to_the_registered_callback(base, redirect_uri):
+    params = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": redirect_uri, "state": "s"}
+
+    page = requests.get(f"{base}/oauth/authorize", params=params)
+
+    assert page.status_code == 400
+    assert "redirect_uri" in page.text and "csrfmiddlewaretoken" not in page.text
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the state is shared across processes through Redis")
+def test_every_process_of_the_site_sees_the_same_zoom(tmp_path, settings):
+    """Under gunicorn with several workers, a token issued by one worker works on every other."""
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_URL", "CELERY_"))}
+    env.update(
+        DEBUG="1",
+        PROVIDER_SANDBOX="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+        PORT=str(port),
+        ZOOM_CLIENT_ID=CLIENT_ID,
+        ZOOM_CLIENT_SECRET=CLIENT_SECRET,
+    )
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers", "3", "tsp.wsgi:application"]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}/sandbox/zoom"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        tokens = zoom.issue_tokens(EMAIL)  # this process (the test) issues them
+
+        # Separate connections: gunicorn hands them to whichever worker is free.
+        answers = [api(base, "POST", "/users/me/meetings", tokens["access_token"], json=MEETING) for _ in range(12)]
+
+        assert [answer.status_code for answer in answers] == [201] * 12
+        assert len(zoom.state_summary()["meetings"]) == 12  # and this process sees what the workers made
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -4,9 +4,8 @@ The sandbox (integrations/sandbox/zoom.py) runs inside pytest-django's live serv
 own Zoom client reaches it over loopback, exactly as it would reach zoom.us. A member's browser is
 played by Django's test client (our pages) plus a `requests.Session` (Zoom's consent page).
 
-Test modules use::
+Its fixtures reach every test through `pytest_plugins` in tests/conftest.py; test modules use::
 
-    from .zoom_helpers import zoom_sandbox  # noqa: F401  (the fixture)
     pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("zoom_sandbox")]
 
 This module is also the urlconf of those tests: the product's URLs with the sandbox mounted at

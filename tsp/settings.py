@@ -140,6 +140,13 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The Zoom sandbox's state (integrations/sandbox): in Redis, when there is one, so that every web
+# and worker process sees the same fake Zoom; kept apart from the page cache, which gets cleared.
+CACHES["zoom_sandbox"] = (
+    {**CACHES["default"], "KEY_PREFIX": env("CACHE_KEY_PREFIX", "tsp") + "-sandbox", "TIMEOUT": None}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "zoom-sandbox", "TIMEOUT": None}
+)
 
 # Celery: with no broker configured, tasks run in-process. They are always enqueued with
 # transaction.on_commit (see tsp/tasks.py), so "eager" still means "after the commit".

@@ -4,10 +4,13 @@ It follows shared/reference/providers.md: the same paths, status codes, error bo
 and int64 meeting ids, so the product's real Zoom client runs against it unchanged (set
 ZOOM_OAUTH_BASE_URL=<site>/sandbox/zoom and ZOOM_API_BASE_URL=<site>/sandbox/zoom/v2).
 
-Everything lives in memory in this module, guarded by one lock because the live server and
-runserver answer requests on several threads. Nothing survives a restart; `reset()` empties it.
-Besides the fake endpoints there is a control API (failure injection, token expiry, an
-app_deauthorized webhook) and Python helpers for the same things, for tests that prefer calls.
+The state (users, codes, tokens, meetings, queued failures) lives in the "zoom_sandbox" cache
+(Redis when REDIS_URL is set), so every process of the site (several gunicorn workers, a Celery
+worker) sees the same Zoom; `with _lock:` holds a lock across processes and threads, loads the state
+into this module and stores it back at the end. `reset()` empties it. Besides the fake endpoints
+there is a control API (failure injection, token expiry, an app_deauthorized webhook), only for
+signed-in staff and admins or for callers on this machine, and Python helpers for the same things,
+for tests that prefer calls.
 
 Sandbox time is `now()`: real time plus an offset that `advance_clock()` moves forward. Tests may
 also monkeypatch `zoom.now`. Webhook timestamps use the real clock instead, because receivers
@@ -34,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from django.conf import settings
 from django.contrib import messages
+from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
@@ -190,7 +194,90 @@ class _State:
         self.failures: list[InjectedFailure] = []
 
 
-_lock = threading.Lock()
+class _SharedState:
+    """`with _lock:` the sandbox's state, the same in every process: a lock in the cache (add() is
+    atomic there), the state read from the cache into `_state` / `_clock_offset`, and written back
+    on the way out, also after an error (a code popped by a failed exchange stays spent). With the
+    cache unreachable, each process goes on with its own copy rather than failing every call."""
+
+    def __init__(self):
+        self._threads = threading.Lock()  # one thread of this process at a time
+        self._token = None
+
+    def __enter__(self):
+        self._threads.acquire()
+        try:
+            self._token = _acquire_shared_lock()
+            _load_state()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        try:
+            _store_state()
+        finally:
+            self._release()
+
+    def _release(self):
+        try:
+            if self._token is not None:
+                _release_shared_lock(self._token)
+        finally:
+            self._token = None
+            self._threads.release()
+
+
+STATE_KEY, LOCK_KEY = "zoom-sandbox:state", "zoom-sandbox:lock"
+LOCK_TTL_SECONDS = 10  # a process that died holding the lock blocks the others this long at most
+LOCK_WAIT_SECONDS = 15
+
+
+def _shared():
+    return caches["zoom_sandbox"]
+
+
+def _acquire_shared_lock() -> str | None:
+    token = secrets.token_hex(8)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            if _shared().add(LOCK_KEY, token, timeout=LOCK_TTL_SECONDS):
+                return token
+        except Exception:  # the cache server is down: this process's copy will do
+            logger.warning("Zoom sandbox: cache unavailable, state is per process", exc_info=True)
+            return None
+        if time.monotonic() > deadline:
+            raise RuntimeError("Zoom sandbox: its state stayed locked for too long")
+        time.sleep(0.002)
+
+
+def _release_shared_lock(token: str) -> None:
+    try:
+        if _shared().get(LOCK_KEY) == token:
+            _shared().delete(LOCK_KEY)
+    except Exception:
+        logger.warning("Zoom sandbox: cache unavailable, lock left to expire", exc_info=True)
+
+
+def _load_state() -> None:
+    global _state, _clock_offset
+    try:
+        stored = _shared().get(STATE_KEY)
+    except Exception:
+        return
+    _state, _clock_offset = stored if stored is not None else (_State(), 0.0)
+
+
+def _store_state() -> None:
+    try:
+        _shared().set(STATE_KEY, (_state, _clock_offset), timeout=None)
+    except Exception:
+        logger.warning("Zoom sandbox: cache unavailable, state kept in this process only", exc_info=True)
+
+
+_lock = _SharedState()
 _state = _State()
 
 
@@ -311,12 +398,6 @@ def expire_access_tokens(email: str | None = None, *, include_refresh: bool = Fa
                     del _state.refresh_tokens[value]
                     changed += 1
         return changed
-
-
-def revoke_user_tokens(email: str) -> int:
-    """Revoke all tokens of this user, without any webhook. Returns how many tokens went."""
-    with _lock:
-        return _revoke_locked(_user_or_error_locked(email).id)
 
 
 # --- Failure injection -------------------------------------------------------------------------
@@ -601,13 +682,24 @@ def _authorize_problem(params) -> str | None:
         return "Invalid client_id: this sandbox only knows the app configured as settings.ZOOM_CLIENT_ID."
     if params.get("response_type") != "code":
         return "Unsupported response_type: only response_type=code is supported."
-    redirect_uri = urlsplit(params.get("redirect_uri", ""))
-    if redirect_uri.scheme not in {"http", "https"} or not redirect_uri.netloc:
-        return "Invalid redirect_uri: it must be an absolute http(s) URL."
+    if not _registered_redirect_uri(params.get("redirect_uri", "")):
+        return "Invalid redirect_uri: it must be the app's registered callback, " + registered_redirect_uri() + "."
     method = params.get("code_challenge_method")
     if method and (method not in {"S256", "plain"} or not params.get("code_challenge")):
         return "Invalid PKCE parameters: code_challenge_method must be S256 (or plain) with a code_challenge."
     return None
+
+
+def registered_redirect_uri() -> str:
+    """The one redirect URI the sandbox's app lists, as a Zoom app lists the product's callback."""
+    return getattr(settings, "SITE_URL", "http://127.0.0.1:8000").rstrip("/") + "/integrations/zoom/callback/"
+
+
+def _registered_redirect_uri(value: str) -> bool:
+    # A query string of the client's own may follow (Zoom matches the URL without it); anything
+    # else would let the consent page send a code to whichever site asked.
+    given, registered = urlsplit(value), urlsplit(registered_redirect_uri())
+    return (given.scheme, given.netloc, given.path) == (registered.scheme, registered.netloc, registered.path)
 
 
 def _consent_page(request, params, *, email: str = DEFAULT_EMAIL, email_error: str = "", status: int = 200):
@@ -1070,6 +1162,53 @@ def _failure_summary(failure: InjectedFailure) -> dict:
     }
 
 
+# --- Control: who may use it ------------------------------------------------------------------
+
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+def may_control(request) -> bool:
+    """Signed-in staff or admins, or a caller on this machine (tests, scripts, the developer).
+
+    A request relayed by a proxy on this machine also arrives from loopback, so one that carries a
+    forwarding header doesn't count as local. A browser's cross-site POST (a page elsewhere aiming
+    at a developer's 127.0.0.1) carries a foreign Origin: refused whoever sends it.
+    """
+    origin = request.headers.get("Origin")
+    if origin and request.method not in {"GET", "HEAD"} and origin != f"{request.scheme}://{request.get_host()}":
+        return False
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        member = getattr(request, "member", None)
+        if user.is_staff or (member is not None and member.is_admin):
+            return True
+    forwarded = any(name in request.headers for name in ("X-Forwarded-For", "Forwarded", "X-Real-IP"))
+    return request.META.get("REMOTE_ADDR") in LOOPBACK and not forwarded
+
+
+def _control_only(view):
+    """The control API and page change what Zoom answers everyone: not for anyone on the network."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not may_control(request):
+            raise api_error(403, 403, "The sandbox's controls are for signed-in admins or callers on this machine.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _control_page_only(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not may_control(request):
+            text = "The sandbox's controls are for signed-in admins or callers on this machine."
+            return HttpResponse(text, status=403, content_type="text/plain; charset=utf-8")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 # --- Control: JSON API -------------------------------------------------------------------------
 
 
@@ -1081,6 +1220,7 @@ def _email_param(body: dict) -> str | None:
 
 
 @_endpoint("POST", injectable=False)
+@_control_only
 def control_fail(request):
     body = _json_object(request)
     keys = ("method", "status", "times", "retry_after", "body", "raw_body", "content_type", "delay_seconds")
@@ -1094,6 +1234,7 @@ def control_fail(request):
 
 
 @_endpoint("POST", injectable=False)
+@_control_only
 def control_expire_tokens(request):
     body = _json_object(request, empty_ok=True)
     try:
@@ -1104,27 +1245,32 @@ def control_expire_tokens(request):
 
 
 @_endpoint("POST", injectable=False)
+@_control_only
 def control_reset(request):
     reset()
     return JsonResponse({"status": "reset"})
 
 
 @_endpoint("GET", injectable=False)
+@_control_only
 def control_state(request):
     return JsonResponse(state_summary())
 
 
 @_endpoint("POST", injectable=False)
+@_control_only
 def control_deauthorize(request):
     body = _json_object(request)
     email = _email_param(body)
     if not email:
         raise api_error(400, 300, "email is required.")
-    webhook_url = body.get("webhook_url")
-    if webhook_url is not None and not isinstance(webhook_url, str):
-        raise api_error(400, 300, "webhook_url must be a string.")
+    if "webhook_url" in body:
+        # The sandbox would POST wherever it was told: a request must not choose the target.
+        raise api_error(
+            400, 300, "webhook_url is not accepted: deliveries go to ZOOM_SANDBOX_WEBHOOK_URL or this site's webhook."
+        )
     try:
-        return JsonResponse(deauthorize(email, webhook_url))
+        return JsonResponse(deauthorize(email))
     except LookupError as error:
         raise api_error(404, 1001, str(error)) from error
 
@@ -1133,12 +1279,14 @@ def control_deauthorize(request):
 
 
 @require_GET
+@_control_page_only
 def control_page(request):
     context = {"users": state_summary()["users"], "webhook_url": default_webhook_url()}
     return _render(request, "sandbox/zoom_control.html", context)
 
 
 @require_POST
+@_control_page_only
 def control_remove_app(request):
     """The "Remove app" button: what a user removing the app in Zoom's Marketplace causes."""
     try:

@@ -137,8 +137,3 @@ def delete_meeting(access_token: str, meeting_id: int) -> None:
         if error.status == 404:
             return
         raise
-
-
-def is_expired_token_error(error: http.HTTPError) -> bool:
-    """401 with code 124: invalid or expired access token → refresh once and retry."""
-    return error.status == 401

@@ -6,7 +6,9 @@ test client skips the CSRF checks; nothing here turns them off).
 
 - `site`: the app with the Zoom sandbox and the development outbox mounted, emails going to the outbox.
 - `journey`: browser pages whose every visited page is checked at 390 px wide (no horizontal overflow)
-  and by axe-core (no serious or critical violation); the test fails with the list of what was found.
+  and by axe-core (no serious or critical violation), and that none of them broke our
+  Content-Security-Policy (Chromium reports each violation on the console); the test fails with the
+  list of what was found.
 - When a test fails, a full-page screenshot of every page it had open is saved in
   tests/e2e/artifacts/<test name>/ and the paths are printed with the failure.
 """
@@ -22,7 +24,6 @@ import pytest
 
 from meetingtypes.models import MeetingType
 from tests.booking_helpers import make_meeting_type, work_every_day
-from tests.zoom_helpers import zoom_sandbox  # noqa: F401  (the fixture `site` builds on)
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,9 +184,17 @@ class Journey:
     def open(self, url: str | None = None, *, time_zone: str = "Europe/London", locale: str = "en-GB"):
         page = self.new_context(time_zone=time_zone, locale=locale).new_page()
         page.on("load", lambda loaded: self._remember(loaded.url))
+        page.on("console", lambda message: self._csp_violation(page, message))
         if url:
             page.goto(url)
         return page
+
+    def _csp_violation(self, page, message) -> None:
+        """An inline script, style attribute or foreign source our policy refused (any frame)."""
+        if message.type == "error" and "Content Security Policy" in message.text:
+            name = _redacted(page.url)
+            text = re.sub(r"https?://[^\s'\"]+", lambda url: _redacted(url.group(0)), message.text)
+            self.found.setdefault(f"{name} csp {text[:120]}", f"{name}: Content-Security-Policy violation: {text}")
 
     def _remember(self, url: str) -> None:
         if url.startswith(self.site_url or "http"):
@@ -220,7 +229,8 @@ class Journey:
         if not AXE_SCRIPT.exists():
             pytest.fail(f"{AXE_SCRIPT.relative_to(ROOT)} is missing: run `npm ci` (make test does)")
         if not target.evaluate("() => typeof window.axe !== 'undefined'"):
-            target.add_script_tag(path=str(AXE_SCRIPT))
+            # Evaluated, not added as a <script>: our policy refuses inline scripts, and must.
+            target.evaluate(AXE_SCRIPT.read_text())
         for violation in target.evaluate(_AXE_RUN):
             if violation["impact"] not in BLOCKING_IMPACTS:
                 continue

@@ -1,5 +1,5 @@
 """The journeys' own checks catch what they are there to catch: a page wider than a phone, a serious
-accessibility problem, a page visited but never checked."""
+accessibility problem, a page visited but never checked, a Content-Security-Policy violation."""
 
 import pytest
 
@@ -48,3 +48,20 @@ def test_a_page_of_the_site_that_was_visited_but_not_checked_is_reported(own_jou
     own_journey._remember("http://checks.invalid/sandbox/zoom/control/")
     own_journey.checked.add("/app/members/")
     assert own_journey.unchecked_pages() == ["/app/bookings/"]
+
+
+UNDER_OUR_POLICY = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="script-src 'self'; style-src 'self'">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Inline</title></head>
+<body><main><h1 style="color: red">Inline</h1><script>document.title = "ran";</script></main></body></html>"""
+
+
+def test_an_inline_script_or_style_refused_by_the_policy_is_reported(own_journey):
+    page = own_journey.open()
+    page.set_content(UNDER_OUR_POLICY)
+    own_journey.check(page)
+
+    refused = [problem for problem in own_journey.problems if "Content-Security-Policy violation" in problem]
+    assert any("script" in problem for problem in refused), own_journey.problems
+    assert any("style" in problem for problem in refused), own_journey.problems
+    assert page.title() == "Inline"  # the script did not run
