@@ -86,12 +86,6 @@ class BookingForm(forms.Form):
     start = SlotField()
     time_zone = TimeZoneField(max_length=64)
 
-    def clean_name(self):
-        value = self.cleaned_data["name"].strip()
-        if not value:
-            raise forms.ValidationError(_("Please enter your name."))
-        return value
-
     def full_clean(self):
         super().full_clean()
         # The time and zone are hidden fields: show their errors above the form, not as
