@@ -31,11 +31,16 @@ def parse_start(value: str) -> datetime | None:
     return parsed
 
 
-def parse_month(value: str) -> date | None:
-    """'2026-12' as the first of that month; None for anything else."""
-    match = _MONTH.fullmatch(value or "")
-    if match is None or not EARLIEST_YEAR <= int(match[1]) <= LATEST_YEAR:
-        return None
+MONTH_NOT_OFFERED = _("No times are offered in that month. Please pick a month on the calendar.")
+
+
+def parse_month(value: str) -> date:
+    """'2026-12' as the first of that month; ValueError, with a message for the client, otherwise."""
+    match = _MONTH.fullmatch(value)
+    if match is None:
+        raise ValueError(_("The month must look like 2026-12."))
+    if not EARLIEST_YEAR <= int(match[1]) <= LATEST_YEAR:
+        raise ValueError(MONTH_NOT_OFFERED)
     return date(int(match[1]), int(match[2]), 1)
 
 

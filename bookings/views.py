@@ -23,7 +23,7 @@ from tsp.privacy import secret_url
 from tsp.ratelimit import client_ip, hit, seconds_left
 
 from . import calendar_links, selectors, services, slots
-from .forms import BookingForm, CancelForm, RescheduleForm, VideoLinkForm, parse_month, parse_start
+from .forms import MONTH_NOT_OFFERED, BookingForm, CancelForm, RescheduleForm, VideoLinkForm, parse_month, parse_start
 
 # ---------------------------------------------------------------- helpers
 
@@ -107,18 +107,18 @@ def _slots_response(request, meeting_type, exclude_booking_id=None):
     zone = _zone_or_none(request.GET.get("tz") or "UTC")
     if zone is None:
         return _json_error(_("Unknown time zone."))
-    month_text = request.GET.get("month")
     month = None
-    if month_text:
-        month = parse_month(month_text)
-        if month is None:
-            return _json_error(_("The month must look like 2026-12."))
+    if month_text := request.GET.get("month"):
+        try:
+            month = parse_month(month_text)
+        except ValueError as error:
+            return _json_error(str(error))
     try:
         page = slots.month_page(
             meeting_type, month=month, zone=zone, now=timezone.now(), exclude_booking_id=exclude_booking_id
         )
     except slots.MonthNotOffered:
-        return _json_error(_("No times are offered in that month. Please pick a month on the calendar."))
+        return _json_error(str(MONTH_NOT_OFFERED))
     response = JsonResponse(page)
     response["Cache-Control"] = "no-store"
     return response
@@ -127,8 +127,11 @@ def _slots_response(request, meeting_type, exclude_booking_id=None):
 def _calendar_context(request, meeting_type, *, slots_url, select_url, heading="", default_time_zone=""):
     tz = canonical_name(request.GET.get("tz", "")) or canonical_name(default_time_zone) or ""
     time_zone_select = TimeZoneSelect(attrs={"id": "booking-tz", "aria-describedby": "booking-tz-note"})
-    month = parse_month(request.GET.get("month", ""))
     # A month the calendar would refuse (a tampered or very old link) opens the first month instead.
+    try:
+        month = parse_month(request.GET.get("month", ""))
+    except ValueError:
+        month = None
     if month and not slots.is_browsable(meeting_type, month, zone=ZoneInfo(tz or "UTC"), now=timezone.now()):
         month = None
     return {
@@ -443,7 +446,11 @@ def reschedule_confirm(request, booking, token: str):
     data = request.POST if request.method == "POST" else request.GET
     form = RescheduleForm({"start": data.get("start", ""), "time_zone": data.get("tz") or data.get("time_zone", "")})
     if not form.is_valid():
-        return redirect(_with_embed(calendar_url, request))
+        if request.method == "GET":  # a link without a usable time: the calendar again
+            return redirect(_with_embed(calendar_url, request))
+        # Posted from our own form's hidden fields: only a tampered post gets here.
+        error = next(iter(form.errors.values()))[0]
+        return render(request, "bookings/public/error.html", {**context, "error": error}, status=400)
     new_start, tz = form.cleaned_data["start"], form.cleaned_data["time_zone"]
     if request.method == "POST":
         if _rate_limited(request):
