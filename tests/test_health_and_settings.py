@@ -147,3 +147,27 @@ def test_the_zoom_sandbox_is_on_for_the_local_demo_only_without_real_credentials
     assert _setting(real, "settings.PROVIDER_SANDBOX, settings.ZOOM_API_BASE_URL") == (
         "(False, 'https://api.zoom.us/v2')"
     )
+
+
+@pytest.mark.parametrize("variable", ["DEBUG", "EMAIL_OUTBOX", "PROVIDER_SANDBOX"])
+def test_a_mistyped_yes_or_no_stops_the_start_instead_of_meaning_no(variable):
+    result = _run_django({"DEBUG": "1", variable: "ture"}, "check")
+    assert result.returncode != 0
+    assert f"{variable}='ture' is not a yes/no value" in result.stderr
+
+
+def test_yes_and_no_are_understood_in_their_usual_spellings():
+    assert _setting({"DEBUG": "yes", "PROVIDER_SANDBOX": "Off"}, "settings.DEBUG, settings.PROVIDER_SANDBOX") == (
+        "(True, False)"
+    )
+
+
+def test_email_url_with_implicit_tls_and_a_refused_scheme():
+    value = _setting(
+        {"EMAIL_URL": "smtp://mailer:pw@smtp.example.com:465?ssl=1"},
+        "settings.EMAIL_PORT, settings.EMAIL_USE_SSL, settings.EMAIL_USE_TLS",
+    )
+    assert value == "(465, True, False)"
+    for url, says in [("smtps://mailer:pw@smtp.example.com", "smtp://…:465?ssl=1"), ("ftp://x", "EMAIL_URL: use")]:
+        result = _run_django({"DEBUG": "1", "EMAIL_URL": url}, "check")
+        assert result.returncode != 0 and says in result.stderr, result.stderr
