@@ -710,9 +710,7 @@ def test_a_signed_in_admin_may_use_the_controls_from_anywhere_but_a_member_may_n
     assert client.get("/sandbox/zoom/control/state", **FROM_ELSEWHERE).status_code == 200
 
 
-def test_deauthorize_delivers_only_to_the_configured_webhook_never_to_a_url_from_the_request(
-    base, hook_url, settings
-):
+def test_deauthorize_delivers_only_to_the_configured_webhook_never_to_a_url_from_the_request(base, hook_url, settings):
     settings.ZOOM_SANDBOX_WEBHOOK_URL = None
     connect(base)
 
