@@ -1,36 +1,58 @@
 """Booking emails: who gets what, in their own time zone, with a calendar invitation — once.
 
-Each email is recorded as an EmailDelivery row (booking, kind, sequence, recipient) and claimed
-before the SMTP call, so a retried or duplicated task sends nothing twice. A claim left behind by
-a worker that died mid-send is taken over after STALE_CLAIM (the email may then go out twice in
-that one crash case: a missing confirmation is worse than a duplicate).
+Each email is an EmailDelivery row (booking, kind, sequence, recipient), written when the change
+is recorded and claimed before the SMTP call, so a retried or duplicated task sends nothing
+twice. A claim left behind by a worker that died mid-send is taken over once it is older than
+any send can take (the email may then go out twice in that one crash case: a missing
+confirmation is worse than a duplicate). Whatever goes wrong while sending ends in a recorded
+state: waiting for a retry (temporary), or failed (permanent), never a row left `sending`.
 """
 
 import logging
+import re
 import smtplib
 import socket
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.db import DatabaseError, connection
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from tsp.formatting import override_format_locale
+from tsp.tasks import backoff_seconds
 
 from .invitations import Invitation, Person, to_ics
 from .models import Booking, EmailDelivery
 
 logger = logging.getLogger(__name__)
 
-STALE_CLAIM = timedelta(minutes=10)
 Kind = EmailDelivery.Kind
+State = EmailDelivery.State
+# The emails that carry the video link: they wait (a little) for the meeting to be made.
+LINK_KINDS = frozenset({Kind.CONFIRMATION, Kind.UPDATE})
+# How long a failed write of an email's outcome is retried (e.g. the database connection was cut
+# while the message was on its way): giving up leaves the claim to expire, and the email could
+# then go out twice.
+RECORD_RETRY_SECONDS = 30
 
 
-class TemporaryEmailFailure(Exception):
-    """The mail server could not take the message now; try again later."""
+def claim_timeout() -> timedelta:
+    """Longer than any one send can take (connect, greeting, TLS, login, data: each may take up to
+    EMAIL_TIMEOUT), so a claim older than this belongs to a worker that died."""
+    return timedelta(seconds=3 * settings.EMAIL_TIMEOUT)
+
+
+class Outcome:
+    SENT = "sent"
+    BUSY = "busy"  # another worker has it
+    RETRY = "retry"  # this recipient, later
+    OUTAGE = "outage"  # the mail server is not taking anything now
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -42,25 +64,31 @@ class Recipient:
     locale: str = ""  # BCP 47; empty: not known, the default format is used
     # A host handed the booking on a reschedule: it was never theirs at the old time.
     newly_assigned: bool = False
-
-
-def _hosts(booking: Booking):
-    """The booking's hosts in the meeting type's host order (as integrations.video picks the video
-    host): the first is the invitation's organizer."""
-    members = [row.member for row in booking.host_rows.all() if row.is_active or booking.is_cancelled]
-    if len(members) > 1:
-        order = dict(booking.meeting_type.host_links.values_list("member_id", "position"))
-        members.sort(key=lambda member: (order.get(member.pk, 1_000), member.pk))
-    return members
+    member_id: int | None = None  # the host's TeamMember; None for the client
 
 
 def client_of(booking: Booking) -> Recipient:
     return Recipient(booking.client_email, booking.client_name, booking.client_time_zone, True, booking.client_locale)
 
 
+def host_recipient(member, *, newly_assigned: bool = False) -> Recipient:
+    return Recipient(
+        member.user.email, member.display_name, member.time_zone, False, member.locale, newly_assigned, member.pk
+    )
+
+
 def hosts_of(booking: Booking, members=None) -> list[Recipient]:
-    members = _hosts(booking) if members is None else members
-    return [Recipient(m.user.email, m.display_name, m.time_zone, False, m.locale) for m in members]
+    members = booking.hosts_in_order() if members is None else members
+    return [host_recipient(member) for member in members]
+
+
+def recipient_of(row: EmailDelivery, booking: Booking) -> Recipient:
+    """Who a recorded email goes to, with their current name, zone and locale."""
+    if row.member is not None:
+        return host_recipient(row.member, newly_assigned=row.newly_assigned)
+    if row.recipient == booking.client_email:
+        return client_of(booking)
+    return Recipient(row.recipient, row.recipient, "UTC", False)  # a host since removed from the team
 
 
 # ---------------------------------------------------------------- composing
@@ -84,7 +112,7 @@ def _link_missing(booking: Booking) -> bool:
 
 
 def invitation(booking: Booking, *, kind: str, recipient: Recipient) -> Invitation:
-    hosts = _hosts(booking)
+    hosts = booking.hosts_in_order()
     organizer = (
         Person(hosts[0].display_name, hosts[0].user.email)
         if hosts
@@ -131,7 +159,7 @@ def compose(booking: Booking, *, kind: str, recipient: Recipient, previous_start
         "booking": booking,
         "kind": kind,
         "recipient": recipient,
-        "hosts": _hosts(booking),
+        "hosts": booking.hosts_in_order(),
         "meeting": _video(booking),
         "link_missing": _link_missing(booking),
         "previous_start": previous_start,
@@ -143,7 +171,7 @@ def compose(booking: Booking, *, kind: str, recipient: Recipient, previous_start
         timezone.override(recipient.time_zone),
         override_format_locale(recipient.locale),
     ):
-        subject = render_to_string("bookings/email/subject.txt", context).strip()
+        subject = one_line(render_to_string("bookings/email/subject.txt", context))
         text = render_to_string("bookings/email/body.txt", context)
         html = render_to_string("bookings/email/body.html", context)
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [recipient.email])
@@ -156,66 +184,109 @@ def compose(booking: Booking, *, kind: str, recipient: Recipient, previous_start
     return message
 
 
+def one_line(text: str) -> str:
+    """A header value: control characters (a newline in a client's name) become spaces, so the
+    subject can never break the message's headers."""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", text).split())
+
+
 # ---------------------------------------------------------------- sending once
 
 
-def _claim(delivery: EmailDelivery) -> bool:
-    stale = timezone.now() - STALE_CLAIM
-    claimable = Q(state=EmailDelivery.State.PENDING) | Q(state=EmailDelivery.State.SENDING, claimed_at__lt=stale)
+def claim(row: EmailDelivery, *, now: datetime) -> bool:
+    """Take the row for sending: waiting, or claimed by a worker that has died since."""
+    claimable = Q(state=State.PENDING) | Q(state=State.SENDING, next_attempt_at__lte=now)
     return (
-        EmailDelivery.objects.filter(claimable, pk=delivery.pk).update(
-            state=EmailDelivery.State.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+        EmailDelivery.objects.filter(claimable, pk=row.pk).update(
+            state=State.SENDING,
+            claimed_at=now,
+            attempts=F("attempts") + 1,
+            next_attempt_at=now + claim_timeout(),
         )
         == 1
     )
 
 
-def _is_temporary(error: Exception) -> bool:
+def _classify(error: Exception) -> str:
+    """OUTAGE (the server takes nothing now: retry, and try no other email in this round),
+    RETRY (this recipient, later) or FAILED (permanent)."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return all(400 <= code < 500 for code, _ in error.recipients.values())
+        temporary = all(400 <= code < 500 for code, _ in error.recipients.values())
+        return Outcome.RETRY if temporary else Outcome.FAILED
     if isinstance(error, smtplib.SMTPResponseException):
-        return 400 <= error.smtp_code < 500
-    return isinstance(error, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError | socket.error | TimeoutError)
+        return Outcome.RETRY if 400 <= error.smtp_code < 500 else Outcome.FAILED
+    if isinstance(error, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError | socket.error | TimeoutError):
+        return Outcome.OUTAGE
+    if isinstance(error, DatabaseError):
+        return Outcome.RETRY
+    return Outcome.FAILED  # a message that can't be built (BadHeaderError, a template error…)
 
 
-def deliver(booking: Booking, *, kind: str, recipient: Recipient, previous_start: datetime | None = None) -> str:
-    """Send one email unless it was sent (or is being sent) already. Returns the final state."""
-    delivery, _ = EmailDelivery.objects.get_or_create(
-        booking=booking, kind=kind, sequence=booking.sequence, recipient=recipient.email
-    )
-    if not _claim(delivery):
-        return EmailDelivery.objects.values_list("state", flat=True).get(pk=delivery.pk)
-    try:
-        compose(booking, kind=kind, recipient=recipient, previous_start=previous_start).send()
-    except (smtplib.SMTPException, OSError) as error:
-        temporary = _is_temporary(error)
-        state = EmailDelivery.State.PENDING if temporary else EmailDelivery.State.FAILED
-        EmailDelivery.objects.filter(pk=delivery.pk).update(
-            state=state, last_error=f"{error.__class__.__name__}: {error}"[:500]
+def _record(row_id: int, **fields) -> None:
+    """Write an email's outcome, reconnecting if the database connection was lost meanwhile."""
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    while True:
+        try:
+            EmailDelivery.objects.filter(pk=row_id).update(**fields)
+            return
+        except DatabaseError:
+            if time.monotonic() > deadline or connection.in_atomic_block:
+                raise
+            logger.warning("email %s: could not record its outcome; reconnecting", row_id, exc_info=True)
+            connection.close()
+            time.sleep(1)
+
+
+def retry_delay(attempts: int, *, retry_after: float | None = None) -> timedelta:
+    return timedelta(
+        seconds=backoff_seconds(
+            max(0, attempts - 1),
+            base=settings.RETRY_BASE_SECONDS,
+            cap=max(settings.RETRY_BASE_SECONDS, settings.FOLLOW_UP_SWEEP_SECONDS),
+            retry_after=retry_after,
         )
-        logger.warning("booking %s: %s email not sent (%s)", booking.pk, kind, error.__class__.__name__)
-        if temporary:
-            raise TemporaryEmailFailure(str(error)) from error
-        return state
-    EmailDelivery.objects.filter(pk=delivery.pk).update(
-        state=EmailDelivery.State.SENT, sent_at=timezone.now(), last_error=""
     )
-    return EmailDelivery.State.SENT
 
 
-def give_up(booking: Booking, kind: str) -> None:
-    """After the last retry: what the event left unsent is failed, and shown to admins on the booking.
-    Its emails are those of recipients_for() and the hosts' "action needed"."""
-    kinds = {kind, Kind.ACTION_NEEDED} | ({Kind.CANCELLATION} if kind == Kind.UPDATE else set())
-    EmailDelivery.objects.filter(
-        booking=booking, kind__in=kinds, sequence=booking.sequence, state=EmailDelivery.State.PENDING
-    ).update(state=EmailDelivery.State.FAILED)
+def send(row: EmailDelivery, booking: Booking, *, now: datetime) -> str:
+    """Send a claimed row's email and record how it went. Never raises for the email itself."""
+    recipient = recipient_of(row, booking)
+    try:
+        compose(booking, kind=row.kind, recipient=recipient, previous_start=row.previous_start).send()
+    except Exception as error:  # noqa: BLE001  (every failure must end in a recorded state)
+        return _failed(row, error, now=now)
+    _record(row.pk, state=State.SENT, sent_at=timezone.now(), last_error="", next_attempt_at=None)
+    return Outcome.SENT
+
+
+def _failed(row: EmailDelivery, error: Exception, *, now: datetime) -> str:
+    outcome = _classify(error)
+    message = f"{error.__class__.__name__}: {error}"
+    budget = timedelta(hours=settings.EMAIL_RETRY_HOURS)
+    if outcome != Outcome.FAILED and now - row.created_at >= budget:
+        outcome, message = Outcome.FAILED, f"Still failing after {settings.EMAIL_RETRY_HOURS:g} h. {message}"
+    if outcome == Outcome.FAILED:
+        _record(row.pk, state=State.FAILED, last_error=message[:500], next_attempt_at=None)
+        logger.warning(
+            "booking %s: %s email not sent (%s)",
+            row.booking_id,
+            row.kind,
+            error.__class__.__name__,
+            exc_info=not isinstance(error, smtplib.SMTPException),
+        )
+        return outcome
+    attempts = EmailDelivery.objects.values_list("attempts", flat=True).get(pk=row.pk)
+    _record(
+        row.pk, state=State.PENDING, last_error=message[:500], next_attempt_at=now + retry_delay(attempts)
+    )
+    logger.info("booking %s: %s email to be retried (%s)", row.booking_id, row.kind, error.__class__.__name__)
+    return outcome
 
 
 def recipients_for(booking: Booking, kind: str, *, previous_host_ids=()) -> list[tuple[Recipient, str]]:
     """(recipient, kind) pairs for an event. On a reschedule that changed hosts, a host who lost the
     booking gets a cancellation and one who was handed it is told it was moved to them."""
-    members = _hosts(booking)
+    members = booking.hosts_in_order()
     hosts = hosts_of(booking, members)
     if kind == Kind.UPDATE and previous_host_ids:
         before = set(previous_host_ids)

@@ -3,6 +3,7 @@ import uuid
 from django.core import signing
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -88,6 +89,16 @@ class Booking(models.Model):
     def reschedule_url(self) -> str:
         return reverse("bookings:reschedule", args=[self.uid, self.manage_token])
 
+    def hosts_in_order(self) -> list[TeamMember]:
+        """The booking's hosts (a cancelled booking's former ones) in the meeting type's host order:
+        the first is the invitation's organizer and the first asked for a video meeting.
+        Uses the prefetched host_rows (with their members) when there are any."""
+        members = [row.member for row in self.host_rows.all() if row.is_active or self.is_cancelled]
+        if len(members) > 1:
+            order = dict(self.meeting_type.host_links.values_list("member_id", "position"))
+            members.sort(key=lambda member: (order.get(member.pk, 1_000), member.pk))
+        return members
+
 
 class BookingHost(models.Model):
     """A host's time taken by a booking, buffers included.
@@ -112,6 +123,20 @@ class BookingHost(models.Model):
         return f"{self.member_id} {self.occupied_start:%Y-%m-%d %H:%M}"
 
 
+class BookingChange(models.TextChoices):
+    """What happened to a booking: the event its follow-up (video meeting, emails) is about."""
+
+    CREATED = "created", _("Booked")
+    RESCHEDULED = "rescheduled", _("Moved to a new time")
+    CANCELLED = "cancelled", _("Cancelled")
+    LINK_CHANGED = "link_changed", _("New video link")
+
+    @property
+    def email_kind(self) -> "EmailDelivery.Kind":
+        """The email the client and the hosts get about it."""
+        return EmailDelivery.Kind(self.value)
+
+
 class EmailDelivery(models.Model):
     """One email to one recipient about one event of a booking: the record that makes it sent once.
 
@@ -119,9 +144,15 @@ class EmailDelivery(models.Model):
     the reminder for the time of sequence 2… The unique constraint stops a second row; the state
     is claimed (PENDING → SENDING) with a conditional UPDATE before the SMTP call, so a retried or
     duplicated task finds the claim and sends nothing.
+
+    Rows are written for every recipient when the change is recorded, in the booking's own
+    transaction, so no crash can lose one. `next_attempt_at` is when the row is due: the first
+    try, the retry after a temporary failure, or the end of a claim (a worker that died while
+    sending); empty once the row is settled. The periodic sweep runs every row that is due.
     """
 
     class Kind(models.TextChoices):
+        # The values of the kinds that announce a change are those of BookingChange.
         CONFIRMATION = "created", _("Confirmation")
         UPDATE = "rescheduled", _("New time")
         CANCELLATION = "cancelled", _("Cancellation")
@@ -134,15 +165,24 @@ class EmailDelivery(models.Model):
         SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
+        # A later change of the booking sends this recipient a newer email in its place.
+        SKIPPED = "skipped", _("Replaced by a later email")
 
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="email_deliveries")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     sequence = models.PositiveIntegerField()
     recipient = models.EmailField(max_length=254)
+    # A host's email (empty for the client's): their name, zone and locale are read when it is sent.
+    member = models.ForeignKey(TeamMember, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # What the email says beyond the booking itself: the time before a move, and whether the
+    # booking was handed to this host by it.
+    previous_start = models.DateTimeField(null=True, blank=True)
+    newly_assigned = models.BooleanField(default=False)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -150,6 +190,9 @@ class EmailDelivery(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["booking", "kind", "sequence", "recipient"], name="one_email_per_event")
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="email_due", condition=Q(next_attempt_at__isnull=False))
         ]
 
     def __str__(self) -> str:

@@ -15,8 +15,8 @@ from members.models import TeamMember
 from tsp.formatting import normalize_locale
 from tsp.tasks import enqueue_after_commit
 
-from . import availability, cache, selectors
-from .models import Booking, BookingHost
+from . import availability, cache, followup, selectors
+from .models import Booking, BookingChange, BookingHost
 
 logger = logging.getLogger(__name__)
 
@@ -48,34 +48,19 @@ class VideoLinkRefused(Exception):
     """The booking takes no video link now; the message says why."""
 
 
-class BookingChange:
-    CREATED = "created"
-    RESCHEDULED = "rescheduled"
-    CANCELLED = "cancelled"
-    LINK_CHANGED = "link_changed"
-
-
 def after_booking_change(
     booking: Booking, change: str, *, previous_start: datetime | None = None, previous_host_ids=()
 ) -> None:
     """The one place that handles what follows a booking change: the cached booking pages of the
-    organization are forgotten, and the video meeting and emails are queued.
-
-    Queued after the commit, with the primary key and the booking's sequence (which names the
-    event): a rolled-back booking queues nothing.
+    organization are forgotten, and the video meeting and emails are recorded as steps, in this
+    transaction (nothing can lose them), and run by a task queued after the commit (a rolled-back
+    booking records and queues nothing; a task the broker never got is made up by the sweep).
     """
     from .tasks import booking_changed
 
     cache.availability_changed(booking.organization_id)
-
-    enqueue_after_commit(
-        booking_changed,
-        booking.pk,
-        change,
-        booking.sequence,
-        previous_start.isoformat() if previous_start else None,
-        list(previous_host_ids),
-    )
+    followup.record_change(booking, change, previous_start=previous_start, previous_host_ids=previous_host_ids)
+    enqueue_after_commit(booking_changed, booking.pk)
 
 
 def _lock_hosts_for_daily_limit(meeting_type: MeetingType) -> None:

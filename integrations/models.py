@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from bookings.models import Booking
@@ -89,6 +90,9 @@ class VideoMeeting(models.Model):
 
     `state` is how the work is claimed: a task moves it from PENDING to CREATING with a
     conditional UPDATE, and only the task whose UPDATE changed the row calls the provider.
+    `next_attempt_at` is when work on the row is due (the first try, a retry, the end of a
+    claim, the look-up of an unknown outcome); empty when nothing is left to do. `needs_sync`:
+    the booking moved or was cancelled since the provider's meeting was last written.
     """
 
     class State(models.TextChoices):
@@ -117,8 +121,15 @@ class VideoMeeting(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    needs_sync = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="video_due", condition=Q(next_attempt_at__isnull=False))
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider} meeting for booking {self.booking_id} ({self.state})"
@@ -130,3 +141,8 @@ class VideoMeeting(models.Model):
     @property
     def is_manual(self) -> bool:
         return self.provider == self.MANUAL
+
+    @property
+    def is_settled(self) -> bool:
+        """No creation under way or to come: emails can say whether there is a link."""
+        return self.state not in (self.State.PENDING, self.State.CREATING, self.State.UNKNOWN)

@@ -1,9 +1,10 @@
 import logging
-import random
 from datetime import timedelta
 
 from celery import shared_task
 from django.utils import timezone
+
+from tsp.tasks import backoff_seconds
 
 from . import http
 from .models import PendingRevocation
@@ -12,12 +13,6 @@ from .providers import client_for
 logger = logging.getLogger(__name__)
 
 REVOKE_MAX_ATTEMPTS = 8
-
-
-def backoff_seconds(attempt: int, *, base: float = 10, cap: float = 3600, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter, never sooner than the provider's Retry-After."""
-    delay = random.uniform(0, min(cap, base * 2**attempt))
-    return max(delay, retry_after or 0)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=REVOKE_MAX_ATTEMPTS)

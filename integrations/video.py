@@ -3,17 +3,25 @@
 At most one meeting per booking. Zoom has no idempotency key, so the guarantee comes from our
 database: the VideoMeeting row is claimed (PENDING → CREATING) with a conditional UPDATE before
 the provider is called, and only the task whose UPDATE changed the row makes the call. A second
-run of the task finds the claim and leaves. If a worker dies during the call we can't know
-whether Zoom made the meeting; a later run that finds a claim older than any request could take
-marks the outcome UNKNOWN and tells the host, rather than risk a second meeting. For the same
-reason a request that timed out after it was sent is not retried; a connection error (nothing
-sent), a 5xx or a 429 (Zoom answered "no") is.
+run finds the claim and leaves.
+
+When the outcome of a create is unknown (a worker died during the call, or the request timed
+out after it was sent), we ask the provider instead of guessing: every meeting we make carries
+the booking's UID at the start of its agenda, and once the claim is older than any request can
+take, the host's upcoming meetings are listed; the one found is adopted, and only if there is
+none is the meeting created. A connection error (nothing sent), a 5xx or a 429 (Zoom answered
+"no") is retried with backoff until shortly before the meeting starts; then, or at once on a
+permanent refusal, the booking stays confirmed without a link and the host is told.
+
+Each entry point is one step of bookings.followup: it runs when the row is due
+(`next_attempt_at`) and leaves the row either settled or due again later.
 """
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -22,7 +30,7 @@ from bookings.models import Booking
 from meetingtypes.models import MeetingType
 
 from . import http
-from .base import MeetingRequest, ProviderResponseError
+from .base import CreatedMeeting, MeetingRequest, ProviderResponseError
 from .models import Connection, Provider, VideoMeeting
 from .providers import client_for
 from .tokens import ConnectionBroken, call_with_token
@@ -31,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 # Longer than any single provider call can take (connect + read timeouts, one refresh, one retry).
 STALE_CLAIM = timedelta(minutes=2)
+State = VideoMeeting.State
 
 # Which providers can host a meeting of each location, in the order they are tried.
 PROVIDERS_FOR_LOCATION = {
@@ -38,36 +47,26 @@ PROVIDERS_FOR_LOCATION = {
 }
 
 
-class RetryLater(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.retry_after = retry_after
-
-
 @dataclass(frozen=True)
 class Outcome:
     state: str  # a VideoMeeting.State, or "not_needed"
     detail: str = ""
-
-    @property
-    def needs_host_action(self) -> bool:
-        return self.state in (VideoMeeting.State.FAILED, VideoMeeting.State.UNKNOWN)
+    # The provider itself is failing (unreachable, 5xx): other bookings' steps for it can wait.
+    outage: bool = False
 
 
 NOT_NEEDED = Outcome("not_needed")
 
 
-def _hosts_in_order(booking: Booking) -> list[int]:
-    """The booking's hosts; for several (collective), in the meeting type's host order."""
-    hosts = [row.member_id for row in booking.host_rows.all() if row.is_active]
-    order = dict(booking.meeting_type.host_links.values_list("member_id", "position"))
-    return sorted(hosts, key=lambda member_id: (order.get(member_id, 1_000), member_id))
+def marker(booking: Booking) -> str:
+    """What identifies our meeting for a booking at the provider (see find_meeting)."""
+    return f"Booking {booking.uid}"
 
 
 def choose_connection(booking: Booking) -> Connection | None:
     """The first host (in host order) with a working account of a provider the location allows."""
     providers = PROVIDERS_FOR_LOCATION.get(booking.meeting_type.location, [])
-    hosts = _hosts_in_order(booking)
+    hosts = [member.pk for member in booking.hosts_in_order()]
     connections = {
         (c.member_id, c.provider): c
         for c in Connection.objects.filter(
@@ -83,7 +82,8 @@ def choose_connection(booking: Booking) -> Connection | None:
 
 def meeting_request(booking: Booking, host_time_zone: str) -> MeetingRequest:
     meeting_type = booking.meeting_type
-    agenda = f"{meeting_type.name} booked by {booking.client_name} <{booking.client_email}>."
+    # The marker first: lists of meetings show only the agenda's first 250 characters.
+    agenda = f"{marker(booking)}\n{meeting_type.name} booked by {booking.client_name} <{booking.client_email}>."
     if booking.client_notes:
         agenda += f"\n\n{booking.client_notes}"
     return MeetingRequest(
@@ -103,39 +103,79 @@ def _set(meeting: VideoMeeting, **fields) -> None:
         setattr(meeting, name, value)
 
 
-def ensure_meeting(booking: Booking) -> Outcome:
-    """Create the booking's video meeting unless it exists or another worker is creating it."""
-    if not booking.meeting_type.is_video or booking.is_cancelled:
-        return NOT_NEEDED
-    meeting, _ = VideoMeeting.objects.get_or_create(booking=booking)
-    if meeting.state == VideoMeeting.State.CREATING:
-        if meeting.claimed_at and timezone.now() - meeting.claimed_at > STALE_CLAIM:
-            _set(meeting, state=VideoMeeting.State.UNKNOWN, last_error="A worker stopped while creating the meeting.")
-            return Outcome(VideoMeeting.State.UNKNOWN, meeting.last_error)
-        return Outcome(VideoMeeting.State.CREATING)
-    if meeting.state != VideoMeeting.State.PENDING:
-        return Outcome(meeting.state, meeting.last_error)
+def _retry_at(meeting: VideoMeeting, now: datetime, retry_after: float | None = None) -> datetime:
+    from bookings.emails import retry_delay
 
+    return now + retry_delay(meeting.attempts, retry_after=retry_after)
+
+
+def give_up_at(booking: Booking) -> datetime:
+    """A meeting still not made by then is handed to the host."""
+    return booking.start - timedelta(minutes=settings.VIDEO_RETRY_UNTIL_MINUTES_BEFORE)
+
+
+# ---------------------------------------------------------------- the step
+
+
+def run_step(booking: Booking, *, now: datetime, first_run: bool = False) -> Outcome:
+    """Do the video work of the booking that is due: create, resolve an unknown outcome, move,
+    or delete. `first_run`: work recorded for this change and never tried runs even before its
+    due time (the task queued at the commit; the sweep is the safety net)."""
+    if not booking.meeting_type.is_video:
+        return NOT_NEEDED
+    meeting = VideoMeeting.objects.filter(booking=booking).first()
+    if meeting is None:
+        return NOT_NEEDED
+    due = meeting.next_attempt_at is not None and meeting.next_attempt_at <= now
+    fresh = first_run and meeting.attempts == 0 and meeting.next_attempt_at is not None
+    if not (due or fresh):
+        return Outcome(meeting.state, meeting.last_error)
+    if meeting.state in (State.CREATING, State.UNKNOWN):
+        return _resolve(meeting, booking, now)
+    if booking.is_cancelled:
+        return _delete(meeting, booking, now)
+    if meeting.state == State.PENDING:
+        return _start_create(meeting, booking, now)
+    if meeting.state == State.READY and meeting.needs_sync:
+        return _move(meeting, booking, now)
+    _set(meeting, next_attempt_at=None, needs_sync=False)
+    return Outcome(meeting.state, meeting.last_error)
+
+
+def _give_up(meeting: VideoMeeting, booking: Booking, reason: str, *, state: str = State.FAILED) -> Outcome:
+    """The booking stays confirmed without a link; the host is told, in the same transaction."""
+    from bookings import followup
+
+    with transaction.atomic():
+        _set(meeting, state=state, last_error=reason[:500], next_attempt_at=None)
+        followup.video_gave_up(booking)
+    logger.warning("booking %s: no video meeting: %s", booking.pk, reason)
+    return Outcome(state, meeting.last_error)
+
+
+def _start_create(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
+    if meeting.attempts and now >= give_up_at(booking):
+        return _give_up(meeting, booking, f"Gave up shortly before the meeting. {meeting.last_error}")
     connection = choose_connection(booking)
     if connection is None:
-        _set(meeting, state=VideoMeeting.State.FAILED, last_error="No host has a video account connected.")
-        return Outcome(VideoMeeting.State.FAILED, meeting.last_error)
-
-    claimed = VideoMeeting.objects.filter(pk=meeting.pk, state=VideoMeeting.State.PENDING).update(
-        state=VideoMeeting.State.CREATING,
-        claimed_at=timezone.now(),
+        return _give_up(meeting, booking, "No host has a video account connected.")
+    claimed = VideoMeeting.objects.filter(pk=meeting.pk, state=State.PENDING).update(
+        state=State.CREATING,
+        claimed_at=now,
         attempts=F("attempts") + 1,
         provider=connection.provider,
         host_id=connection.member_id,
+        needs_sync=False,
+        next_attempt_at=now + STALE_CLAIM,
         updated_at=timezone.now(),
     )
     if claimed != 1:
-        return Outcome(VideoMeeting.State.CREATING)  # someone else got there first
+        return Outcome(State.CREATING)  # someone else got there first
     meeting.refresh_from_db()
-    return _create(meeting, booking, connection)
+    return _create(meeting, booking, connection, now)
 
 
-def _create(meeting: VideoMeeting, booking: Booking, connection: Connection) -> Outcome:
+def _create(meeting: VideoMeeting, booking: Booking, connection: Connection, now: datetime) -> Outcome:
     client = client_for(connection.provider)
     request = meeting_request(booking, connection.member.time_zone)
     create_errors = []
@@ -154,25 +194,100 @@ def _create(meeting: VideoMeeting, booking: Booking, connection: Connection) -> 
         # even by timing out, means the create was never sent.
         from_create = any(error is seen for seen in create_errors)
         if not from_create or error.sent is False or error.status is not None:
-            # Nothing was created: give the claim back for the retry.
-            _set(meeting, state=VideoMeeting.State.PENDING, last_error=str(error)[:500])
-            raise RetryLater(str(error), error.retry_after) from error
-        _set(meeting, state=VideoMeeting.State.UNKNOWN, last_error=f"{error} (it may or may not exist now)"[:500])
-        return Outcome(VideoMeeting.State.UNKNOWN, meeting.last_error)
+            return _later(meeting, booking, now, error)
+        # It may exist now: look it up once no request can still be on its way.
+        _set(
+            meeting,
+            state=State.UNKNOWN,
+            last_error=f"{error} (it may or may not exist now)"[:500],
+            next_attempt_at=meeting.claimed_at + STALE_CLAIM,
+        )
+        return Outcome(State.UNKNOWN, meeting.last_error)
     except (http.PermanentHTTPError, ProviderResponseError, ConnectionBroken) as error:
-        logger.warning("booking %s: %s meeting not created: %s", booking.pk, connection.provider, error)
-        _set(meeting, state=VideoMeeting.State.FAILED, last_error=str(error)[:500])
-        return Outcome(VideoMeeting.State.FAILED, meeting.last_error)
-    _set(
-        meeting,
-        state=VideoMeeting.State.READY,
-        meeting_id=created.meeting_id,
-        external_ref=created.external_ref,
-        join_url=created.join_url,
-        passcode=created.passcode,
-        last_error="",
+        return _give_up(meeting, booking, f"{connection.get_provider_display()}: {error}")
+    return _ready(meeting, booking, created)
+
+
+def _later(meeting: VideoMeeting, booking: Booking, now: datetime, error: http.TransientHTTPError) -> Outcome:
+    """Nothing was created: give the claim back and come again after the backoff (Retry-After
+    honoured), unless the meeting is too close for that."""
+    retry_at = _retry_at(meeting, now, error.retry_after)
+    if retry_at >= give_up_at(booking):
+        return _give_up(meeting, booking, f"Gave up shortly before the meeting. {error}")
+    _set(meeting, state=State.PENDING, last_error=str(error)[:500], next_attempt_at=retry_at)
+    outage = error.status is None or error.status >= 500
+    return Outcome(State.PENDING, meeting.last_error, outage=outage)
+
+
+def _ready(meeting: VideoMeeting, booking: Booking, created: CreatedMeeting) -> Outcome:
+    """Store the link. Emails that already went out without it are followed by one that has it."""
+    from bookings import followup
+
+    with transaction.atomic():
+        locked = Booking.objects.select_for_update().get(pk=booking.pk)
+        needs_sync = VideoMeeting.objects.select_for_update().values_list("needs_sync", flat=True).get(pk=meeting.pk)
+        _set(
+            meeting,
+            state=State.READY,
+            meeting_id=created.meeting_id,
+            external_ref=created.external_ref,
+            join_url=created.join_url,
+            passcode=created.passcode,
+            last_error="",
+            # Moved or cancelled while it was being made: write that to the provider next.
+            next_attempt_at=timezone.now() if needs_sync else None,
+        )
+        if not locked.is_cancelled:
+            followup.link_made(locked)
+    return Outcome(State.READY)
+
+
+def _resolve(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
+    """A create whose outcome is unknown: find the meeting it may have made, adopt it, or (none
+    there) make it now. The row is claimed again meanwhile, like a create."""
+    connection = Connection.objects.filter(
+        member_id=meeting.host_id, provider=meeting.provider, status=Connection.Status.ACTIVE
+    ).select_related("member").first()
+    if connection is None:
+        return _give_up(
+            meeting, booking, "The host's video account was disconnected while the meeting was being created.",
+            state=State.UNKNOWN,
+        )  # fmt: skip
+    claimed = VideoMeeting.objects.filter(
+        pk=meeting.pk, state__in=[State.CREATING, State.UNKNOWN], next_attempt_at__lte=now
+    ).update(
+        state=State.CREATING,
+        claimed_at=now,
+        attempts=F("attempts") + 1,
+        next_attempt_at=now + STALE_CLAIM,
+        updated_at=timezone.now(),
     )
-    return Outcome(VideoMeeting.State.READY)
+    if claimed != 1:
+        return Outcome(State.CREATING)
+    meeting.refresh_from_db()
+    client = client_for(connection.provider)
+    try:
+        found = call_with_token(connection.pk, lambda token: client.find_meeting(token, marker(booking)))
+    except http.TransientHTTPError as error:
+        retry_at = _retry_at(meeting, now, error.retry_after)
+        if retry_at >= give_up_at(booking) and not booking.is_cancelled:
+            return _give_up(meeting, booking, f"Could not find out whether it was made. {error}", state=State.UNKNOWN)
+        _set(meeting, state=State.UNKNOWN, last_error=str(error)[:500], next_attempt_at=retry_at)
+        return Outcome(State.UNKNOWN, meeting.last_error, outage=error.status is None or error.status >= 500)
+    except (http.PermanentHTTPError, ProviderResponseError, ConnectionBroken) as error:
+        return _give_up(
+            meeting, booking, f"Could not find out whether it was made ({error}); it may exist.", state=State.UNKNOWN
+        )
+    if found is not None:
+        logger.info("booking %s: adopted the %s meeting made by an earlier try", booking.pk, connection.provider)
+        if booking.is_cancelled:
+            _set(meeting, meeting_id=found.meeting_id, state=State.READY, needs_sync=True)
+            return _delete(meeting, booking, now)
+        return _ready(meeting, booking, found)
+    if booking.is_cancelled:
+        _set(meeting, state=State.DELETED, last_error="", next_attempt_at=None)
+        return Outcome(State.DELETED)
+    return _create(meeting, booking, connection, now)
 
 
 class LinkBeingCreated(Exception):
@@ -201,22 +316,22 @@ def use_manual_link(booking: Booking, *, added_by_id: int, join_url: str, passco
         passcode=passcode,
         last_error="",
         claimed_at=None,
+        next_attempt_at=None,
+        needs_sync=False,
     )
     return meeting
-
-
-def give_up(booking: Booking, reason: str) -> Outcome:
-    """The last retry failed: the booking stays confirmed without a link; the host is told."""
-    meeting = VideoMeeting.objects.filter(booking=booking).first()
-    if meeting is not None and meeting.state in (VideoMeeting.State.PENDING, VideoMeeting.State.CREATING):
-        _set(meeting, state=VideoMeeting.State.FAILED, last_error=reason[:500])
-    return Outcome(VideoMeeting.State.FAILED, reason)
 
 
 def _host_connection(meeting: VideoMeeting) -> Connection | None:
     return Connection.objects.filter(
         member_id=meeting.host_id, provider=meeting.provider, status=Connection.Status.ACTIVE
     ).first()
+
+
+class _ProviderBusy(Exception):
+    def __init__(self, error: http.TransientHTTPError):
+        super().__init__(str(error))
+        self.error = error
 
 
 def _delete_remote(meeting: VideoMeeting) -> bool:
@@ -228,44 +343,51 @@ def _delete_remote(meeting: VideoMeeting) -> bool:
     try:
         call_with_token(connection.pk, lambda token: client.delete_meeting(token, meeting.meeting_id))
     except http.TransientHTTPError as error:
-        raise RetryLater(str(error), error.retry_after) from error
+        raise _ProviderBusy(error) from error
     except (http.PermanentHTTPError, ConnectionBroken) as error:
         logger.warning("video meeting %s: could not delete: %s", meeting.pk, error)
         return False
     return True
 
 
-def move_meeting(booking: Booking) -> Outcome:
+def _busy(meeting: VideoMeeting, now: datetime, error: http.TransientHTTPError) -> Outcome:
+    _set(meeting, last_error=str(error)[:500], next_attempt_at=_retry_at(meeting, now, error.retry_after))
+    return Outcome(meeting.state, meeting.last_error, outage=error.status is None or error.status >= 500)
+
+
+def _move(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
     """After a reschedule: move the same meeting (same host) or replace it (new host)."""
-    if not booking.meeting_type.is_video or booking.is_cancelled:
-        return NOT_NEEDED
-    with transaction.atomic():
-        meeting = VideoMeeting.objects.select_for_update().filter(booking=booking).first()
-        if meeting is not None and meeting.is_manual and meeting.is_ready:
-            return Outcome(VideoMeeting.State.READY)  # a typed link is not tied to a time; it stays
-        if meeting is None or meeting.state != VideoMeeting.State.READY:
-            if meeting is not None and meeting.state == VideoMeeting.State.FAILED:
-                _set(meeting, state=VideoMeeting.State.PENDING, last_error="")
-            moved = None
-        else:
+    if meeting.is_manual:
+        _set(meeting, needs_sync=False, next_attempt_at=None)  # a typed link is not tied to a time
+        return Outcome(State.READY)
+    VideoMeeting.objects.filter(pk=meeting.pk).update(attempts=F("attempts") + 1)
+    meeting.attempts += 1
+    try:
+        with transaction.atomic():
+            locked = VideoMeeting.objects.select_for_update().get(pk=meeting.pk)
+            if locked.state != State.READY or not locked.needs_sync:
+                return Outcome(locked.state)
             wanted = choose_connection(booking)
+            moved = False
             if wanted is not None and wanted.member_id == meeting.host_id and wanted.provider == meeting.provider:
                 moved = _patch(meeting, booking, wanted)
-            else:
-                moved = False
-            if not moved:
-                _delete_remote(meeting)
-                _set(
-                    meeting,
-                    state=VideoMeeting.State.PENDING,
-                    meeting_id=None,
-                    external_ref="",
-                    join_url="",
-                    passcode="",
-                )
-    if moved:
-        return Outcome(VideoMeeting.State.READY)
-    return ensure_meeting(booking)
+            if moved:
+                _set(meeting, needs_sync=False, next_attempt_at=None, last_error="")
+                return Outcome(State.READY)
+            _delete_remote(meeting)
+            _set(
+                meeting,
+                state=State.PENDING,
+                meeting_id=None,
+                external_ref="",
+                join_url="",
+                passcode="",
+                needs_sync=False,
+                attempts=0,
+            )
+    except _ProviderBusy as busy:
+        return _busy(meeting, now, busy.error)
+    return _start_create(meeting, booking, now)
 
 
 def _patch(meeting: VideoMeeting, booking: Booking, connection: Connection) -> bool:
@@ -274,7 +396,7 @@ def _patch(meeting: VideoMeeting, booking: Booking, connection: Connection) -> b
     try:
         call_with_token(connection.pk, lambda token: client.update_meeting(token, meeting.meeting_id, request))
     except http.TransientHTTPError as error:
-        raise RetryLater(str(error), error.retry_after) from error
+        raise _ProviderBusy(error) from error
     except (http.PermanentHTTPError, ConnectionBroken) as error:
         # Gone at the provider (404), refused, or the account broke: replace the meeting instead.
         logger.info("video meeting %s: could not move (%s); replacing it", meeting.pk, error)
@@ -282,17 +404,34 @@ def _patch(meeting: VideoMeeting, booking: Booking, connection: Connection) -> b
     return True
 
 
-def delete_meeting(booking: Booking) -> Outcome:
+def _delete(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
     """After a cancel: delete the provider's meeting (already gone counts as deleted)."""
-    with transaction.atomic():
-        meeting = VideoMeeting.objects.select_for_update().filter(booking=booking).first()
-        if meeting is None or meeting.state != VideoMeeting.State.READY:
-            return NOT_NEEDED
-        if meeting.is_manual:
-            _set(meeting, state=VideoMeeting.State.DELETED)  # nothing exists at a provider
-            return Outcome(VideoMeeting.State.DELETED)
-        if _delete_remote(meeting):
-            _set(meeting, state=VideoMeeting.State.DELETED)
-            return Outcome(VideoMeeting.State.DELETED)
-        _set(meeting, last_error="Could not delete the meeting: the host's account is no longer connected.")
-        return Outcome(VideoMeeting.State.FAILED, meeting.last_error)
+    if meeting.state != State.READY:
+        _set(meeting, next_attempt_at=None, needs_sync=False)  # nothing was made at a provider
+        return NOT_NEEDED
+    if meeting.is_manual:
+        _set(meeting, state=State.DELETED, next_attempt_at=None, needs_sync=False)
+        return Outcome(State.DELETED)
+    VideoMeeting.objects.filter(pk=meeting.pk).update(attempts=F("attempts") + 1)
+    meeting.attempts += 1
+    try:
+        with transaction.atomic():
+            locked = VideoMeeting.objects.select_for_update().get(pk=meeting.pk)
+            if locked.state != State.READY:
+                return Outcome(locked.state)
+            deleted = _delete_remote(meeting)
+    except _ProviderBusy as busy:
+        if now >= booking.end:  # the meeting is over: its link leads nowhere useful any more
+            _set(meeting, next_attempt_at=None, needs_sync=False, last_error=f"Not deleted: {busy.error}"[:500])
+            return Outcome(State.READY, meeting.last_error)
+        return _busy(meeting, now, busy.error)
+    if deleted:
+        _set(meeting, state=State.DELETED, next_attempt_at=None, needs_sync=False, last_error="")
+        return Outcome(State.DELETED)
+    _set(
+        meeting,
+        next_attempt_at=None,
+        needs_sync=False,
+        last_error="Could not delete the meeting: the host's account is no longer connected.",
+    )
+    return Outcome(State.FAILED, meeting.last_error)

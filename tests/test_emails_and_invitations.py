@@ -153,15 +153,20 @@ def manage_paths(text: str) -> dict[str, str]:
 
 
 def add_zoom_meeting(booking, host) -> VideoMeeting:
-    return VideoMeeting.objects.create(
+    """The booking's meeting, made (as if by Zoom) before its follow-up runs."""
+    meeting, _ = VideoMeeting.objects.update_or_create(
         booking=booking,
-        state=VideoMeeting.State.READY,
-        provider="zoom",
-        host=host,
-        meeting_id=81234567890,
-        join_url=JOIN_URL,
-        passcode=PASSCODE,
+        defaults={
+            "state": VideoMeeting.State.READY,
+            "provider": "zoom",
+            "host": host,
+            "meeting_id": 81234567890,
+            "join_url": JOIN_URL,
+            "passcode": PASSCODE,
+            "next_attempt_at": None,
+        },
     )
+    return meeting
 
 
 def book_with_zoom_link(django_capture_on_commit_callbacks, meeting_type, host, start=TUESDAY_9_UTC) -> Booking:
@@ -523,14 +528,20 @@ def test_without_a_connected_zoom_the_booking_stands_the_client_is_told_and_the_
 # ---------------------------------------------------------------- exactly once
 
 
-def test_running_the_email_task_again_sends_nothing_more(book, bea):
+def sweep_at(moment):
+    """The periodic sweep, run at `moment`."""
+    with time_machine.travel(moment, tick=False):
+        return tasks.sweep_follow_ups.apply().get()
+
+
+def test_running_the_follow_up_again_sends_nothing_more(book, bea):
     meeting_type = make_meeting_type(bea.organization, [bea])
     booking = book(meeting_type)
     assert len(mail.outbox) == 2
 
-    tasks.send_booking_emails.apply(args=[booking.pk, "created", 0, None, [], False])
-    tasks.booking_changed.apply(args=[booking.pk, "created", 0])
-    tasks.send_booking_emails.apply(args=[booking.pk, "created", None, None, [], False])
+    tasks.booking_changed.apply(args=[booking.pk])
+    tasks.booking_changed.apply(args=[booking.pk, "created", 0, None, []])  # as queued by the previous version
+    sweep_at(NOW + timedelta(minutes=5))
 
     assert len(mail.outbox) == 2
     assert deliveries(booking) == [
@@ -538,14 +549,15 @@ def test_running_the_email_task_again_sends_nothing_more(book, bea):
         (CLIENT_EMAIL, Kind.CONFIRMATION, 0, State.SENT),
     ]
     assert set(EmailDelivery.objects.values_list("attempts", flat=True)) == {1}
+    assert set(EmailDelivery.objects.values_list("next_attempt_at", flat=True)) == {None}  # nothing left due
 
 
-def test_an_email_a_dead_worker_was_sending_is_taken_over_only_after_ten_minutes(
+def test_an_email_a_dead_worker_was_sending_is_taken_over_once_its_claim_expires(
     django_capture_on_commit_callbacks, bea
 ):
     meeting_type = make_meeting_type(bea.organization, [bea])
     with django_capture_on_commit_callbacks(execute=False):  # the worker never got to run
-        booking = services.book(
+        services.book(
             meeting_type=meeting_type,
             start=TUESDAY_9_UTC,
             client_name="Casey Client",
@@ -554,21 +566,18 @@ def test_an_email_a_dead_worker_was_sending_is_taken_over_only_after_ten_minutes
             client_time_zone="UTC",
         )
     # A worker claimed the client's email at NOW and died in the middle of the SMTP call.
-    EmailDelivery.objects.create(
-        booking=booking, kind=Kind.CONFIRMATION, sequence=0, recipient=CLIENT_EMAIL,
-        state=State.SENDING, claimed_at=NOW, attempts=1,
-    )  # fmt: skip
-    run_again = [booking.pk, "created", 0, None, [], False]
+    claim_ends = NOW + timedelta(seconds=3 * django_settings.EMAIL_TIMEOUT)
+    EmailDelivery.objects.filter(recipient=CLIENT_EMAIL).update(
+        state=State.SENDING, claimed_at=NOW, attempts=1, next_attempt_at=claim_ends
+    )
 
-    with time_machine.travel(NOW + timedelta(minutes=9, seconds=59), tick=False):
-        tasks.send_booking_emails.apply(args=run_again)
+    sweep_at(claim_ends - timedelta(seconds=1))
     # It may still be on its way: not sent a second time; the host's email is not held up by it.
     assert mails_to(CLIENT_EMAIL) == [] and len(mails_to("bea@acme.example")) == 1
     assert EmailDelivery.objects.get(recipient=CLIENT_EMAIL).state == State.SENDING
 
-    with time_machine.travel(NOW + timedelta(minutes=10, seconds=1), tick=False):
-        tasks.send_booking_emails.apply(args=run_again)
-        tasks.send_booking_emails.apply(args=run_again)
+    sweep_at(claim_ends + timedelta(seconds=1))
+    sweep_at(claim_ends + timedelta(seconds=2))
     assert len(mails_to(CLIENT_EMAIL)) == 1 and len(mails_to("bea@acme.example")) == 1
     assert EmailDelivery.objects.get(recipient=CLIENT_EMAIL).state == State.SENT
 
@@ -580,17 +589,36 @@ def test_an_event_overtaken_by_a_later_change_sends_nothing(committed, book, bea
     sent = len(mail.outbox)
     assert sent == 4
 
-    # The confirmation event (sequence 0) arrives late, e.g. redelivered by the broker.
+    # The confirmation's task arrives late, e.g. redelivered by the broker.
     tasks.booking_changed.apply(args=[booking.pk, "created", 0])
-    tasks.send_booking_emails.apply(args=[booking.pk, "created", 0, None, [], False])
     assert len(mail.outbox) == sent
 
     booking = committed(services.cancel, booking=booking)
     sent = len(mail.outbox)
     tasks.booking_changed.apply(args=[booking.pk, "rescheduled", 1, TUESDAY_9_UTC.isoformat(), []])
+    sweep_at(NOW + timedelta(minutes=5))
     assert len(mail.outbox) == sent
     assert not EmailDelivery.objects.filter(booking=booking, kind=Kind.CONFIRMATION, sequence__gt=0).exists()
     assert not EmailDelivery.objects.filter(booking=booking, kind=Kind.UPDATE, sequence=2).exists()
+
+
+def test_an_email_still_unsent_when_the_booking_changes_again_gives_way_to_the_newer_one(
+    monkeypatch, committed, book, bea
+):
+    server_down = [True]
+    failing_server(
+        monkeypatch, lambda message: smtplib.SMTPConnectError(421, "down") if server_down[0] else None
+    )
+    booking = book(make_meeting_type(bea.organization, [bea]))
+    booking = committed(services.reschedule, booking=booking, start=at(WEDNESDAY, "10:00"))
+    assert mail.outbox == []
+
+    server_down[0] = False
+    sweep_at(NOW + timedelta(minutes=2))
+
+    # Each gets the email about the time that holds now, and nothing about the time that doesn't.
+    assert sorted(message.subject.split(":")[0] for message in mail.outbox) == ["New time", "New time"]
+    assert {state for *_, state in deliveries(booking, sequence=0)} == {State.SKIPPED}
 
 
 # ---------------------------------------------------------------- the mail server fails
@@ -613,19 +641,6 @@ def failing_server(monkeypatch, error_for):
     return tries
 
 
-def spy_on_backoff(monkeypatch) -> list[tuple[int, float, float]]:
-    calls = []
-    original = tasks.backoff_seconds
-
-    def backoff(attempt, **options):
-        delay = original(attempt, **options)
-        calls.append((attempt, options.get("base"), delay))
-        return delay
-
-    monkeypatch.setattr(tasks, "backoff_seconds", backoff)
-    return calls
-
-
 def badges(client, viewer) -> list[str]:
     client.force_login(viewer.user)
     response = client.get(reverse("bookings:list"))
@@ -635,26 +650,30 @@ def badges(client, viewer) -> list[str]:
     return re.findall(r"[A-Z][a-z ]+ email to \S+ failed", page)
 
 
-@pytest.mark.usefixtures("eager_retries")
 def test_a_server_that_hangs_up_is_tried_again_later_and_nobody_gets_two_emails(monkeypatch, book, bea):
     hang_ups = [smtplib.SMTPServerDisconnected("Connection unexpectedly closed")] * 3
     tries = failing_server(monkeypatch, lambda message: hang_ups.pop() if hang_ups else None)
-    backoff = spy_on_backoff(monkeypatch)
     meeting_type = make_meeting_type(bea.organization, [bea])
 
     booking = book(meeting_type)
+    waits = {}
+    moment = NOW
+    while EmailDelivery.objects.exclude(state=State.SENT).exists():
+        retried = EmailDelivery.objects.filter(state=State.PENDING, attempts__gt=0, next_attempt_at__gt=moment)
+        waits |= {(row.pk, row.attempts): (row.next_attempt_at - row.claimed_at).total_seconds() for row in retried}
+        moment = min(EmailDelivery.objects.exclude(next_attempt_at=None).values_list("next_attempt_at", flat=True))
+        sweep_at(moment)
+        assert len(waits) < 10
 
     assert len(tries) == 5  # three hang-ups, then each email once
     assert len(mails_to(CLIENT_EMAIL)) == 1 and len(mails_to("bea@acme.example")) == 1
     assert {state for *_, state in deliveries(booking)} == {State.SENT}
-    # Tried again with a growing, jittered delay.
-    assert [attempt for attempt, _base, _delay in backoff] == list(range(len(backoff)))
-    assert len(backoff) >= 2
-    assert all(base == 30 and 0 <= delay <= 30 * 2**attempt for attempt, base, delay in backoff)
+    # Tried again after a jittered delay that is never shorter than the base, nor longer than a sweep.
+    base, cap = django_settings.RETRY_BASE_SECONDS, django_settings.FOLLOW_UP_SWEEP_SECONDS
+    assert len(waits) == 3 and all(base <= wait <= cap for wait in waits.values()), waits
     assert EmailDelivery.objects.get(recipient=CLIENT_EMAIL).last_error == ""
 
 
-@pytest.mark.usefixtures("eager_retries")
 def test_a_refused_address_fails_at_once_and_only_admins_see_it_on_the_bookings_page(
     monkeypatch, client, book, bea, admin
 ):
@@ -666,15 +685,15 @@ def test_a_refused_address_fails_at_once_and_only_admins_see_it_on_the_bookings_
             else None
         ),
     )
-    backoff = spy_on_backoff(monkeypatch)
     meeting_type = make_meeting_type(bea.organization, [bea])
 
     booking = book(meeting_type)
+    sweep_at(NOW + timedelta(hours=1))
 
-    assert tries.count(CLIENT_EMAIL) == 1 and backoff == []  # a permanent failure is not retried
+    assert tries.count(CLIENT_EMAIL) == 1  # a permanent failure is not retried
     assert mails_to(CLIENT_EMAIL) == [] and len(mails_to("bea@acme.example")) == 1
     failed = EmailDelivery.objects.get(booking=booking, recipient=CLIENT_EMAIL)
-    assert failed.state == State.FAILED
+    assert failed.state == State.FAILED and failed.next_attempt_at is None
     assert "550" in failed.last_error and "no such user" in failed.last_error
     assert booking.status == Booking.Status.CONFIRMED  # the booking itself stands
 
@@ -682,24 +701,25 @@ def test_a_refused_address_fails_at_once_and_only_admins_see_it_on_the_bookings_
     assert badges(client, bea) == []  # a host who isn't an admin sees the booking, not the badge
 
 
-@pytest.mark.usefixtures("eager_retries")
-def test_when_the_server_stays_down_every_unsent_email_ends_failed_for_admins_to_see(
+def test_when_the_server_stays_down_for_a_day_every_unsent_email_ends_failed_for_admins_to_see(
     monkeypatch, client, book, bea, admin
 ):
     tries = failing_server(
         monkeypatch, lambda message: smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
     )
-    backoff = spy_on_backoff(monkeypatch)
     meeting_type = zoom_type(bea.organization, [bea])  # no Zoom connected: Bea is also asked to act
 
     booking = book(meeting_type)
+    for hours in (1, 12, 23.9):
+        sweep_at(NOW + timedelta(hours=hours))
+        assert {state for *_, state in deliveries(booking)} == {State.PENDING}  # still trying
+
+    sweep_at(NOW + timedelta(hours=24, minutes=1))
 
     assert mail.outbox == []
     assert booking.status == Booking.Status.CONFIRMED
-    assert len(backoff) == tasks.EMAIL_MAX_RETRIES  # then it gives up
-    # Every email was tried at every attempt: one address failing holds none of the others back.
-    assert tries.count(CLIENT_EMAIL) == tasks.EMAIL_MAX_RETRIES + 1
-    assert tries.count("bea@acme.example") == 2 * (tasks.EMAIL_MAX_RETRIES + 1)
+    # A server that is down is tried with one email a round, not with every email.
+    assert len(tries) == 4 + 3
     assert deliveries(booking) == [
         ("bea@acme.example", Kind.ACTION_NEEDED, 0, State.FAILED),
         ("bea@acme.example", Kind.CONFIRMATION, 0, State.FAILED),

@@ -1,12 +1,23 @@
 """Enqueueing helpers shared by every app."""
 
 import logging
+import random
+import threading
+import time
 
 from celery import Task
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
+
+
+def backoff_seconds(attempt: int, *, base: float = 10, cap: float = 3600, retry_after: float | None = None) -> float:
+    """How long to wait before try number `attempt + 1`: exponential, capped, with jitter that
+    never goes below `base` (a wait of 0 s would be a retry in a tight loop), and never sooner
+    than the server's Retry-After."""
+    ceiling = max(base, min(cap, base * 2**attempt))
+    return max(random.uniform(base, ceiling), retry_after or 0)
 
 
 def enqueue_after_commit(task: Task, *args, **kwargs) -> None:
@@ -25,3 +36,29 @@ def _enqueue(task: Task, args: tuple, kwargs: dict) -> None:
         # The broker is unreachable. What was committed stays committed and the client gets their
         # answer; the work is picked up again by the beat task that looks for missed follow-ups.
         logger.error("could not queue %s%r: broker unreachable", task.name, args, exc_info=True)
+
+
+_in_process_sweeper: threading.Thread | None = None
+
+
+def start_in_process_sweeper(task: Task, every: float) -> None:
+    """Without a broker there is no celery beat: a web process runs the periodic task itself, in a
+    daemon thread (once per process). Several processes may each run it: the work is claimed."""
+    global _in_process_sweeper
+    if _in_process_sweeper is not None:
+        return
+
+    def loop() -> None:
+        from django.db import close_old_connections
+
+        while True:
+            time.sleep(every)
+            try:
+                task.apply()
+            except Exception:  # the next round tries again; the thread must not die
+                logger.exception("in-process %s failed", task.name)
+            finally:
+                close_old_connections()
+
+    _in_process_sweeper = threading.Thread(target=loop, name="follow-up-sweep", daemon=True)
+    _in_process_sweeper.start()

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from django.conf import settings
 from django.contrib import messages
+from django.core import signing
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -79,6 +80,24 @@ USER_READ = ("user:read:user", {"user:read", "user:read:admin", "user:read:user"
 MEETING_CREATE = ("meeting:write:meeting", {"meeting:write", "meeting:write:admin", "meeting:write:meeting"})
 MEETING_UPDATE = ("meeting:update:meeting", {"meeting:write", "meeting:write:admin", "meeting:update:meeting"})
 MEETING_DELETE = ("meeting:delete:meeting", {"meeting:write", "meeting:write:admin", "meeting:delete:meeting"})
+# Listing a user's meetings: Zoom's classic meeting:write ("view and manage") grants it, as do the read scopes.
+MEETING_LIST = (
+    "meeting:read:list_meetings",
+    {
+        "meeting:read",
+        "meeting:read:admin",
+        "meeting:read:list_meetings",
+        "meeting:read:list_meetings:admin",
+        "meeting:write",
+        "meeting:write:admin",
+    },
+)
+LIST_TYPES = ("scheduled", "live", "upcoming")
+LIST_PAGE_SIZE_DEFAULT = 30
+LIST_PAGE_SIZE_MAX = 300
+LIST_AGENDA_LIMIT = 250  # Zoom shortens agendas in lists
+PAGE_TOKEN_SALT = "zoom-sandbox.next-page-token"
+PAGE_TOKEN_TTL = 15 * 60
 # Reading a meeting is for tests and inspection: the sandbox lets meeting:write read too.
 MEETING_READ = (
     "meeting:read:meeting",
@@ -1050,8 +1069,10 @@ def users_me(request):
     return JsonResponse(_authenticate(request, USER_READ).as_json())
 
 
-@_endpoint("POST")
+@_endpoint("GET", "POST")
 def user_meetings(request):
+    if request.method == "GET":
+        return _list_meetings(request)
     user = _authenticate(request, MEETING_CREATE)
     body = _json_object(request)
     with _lock:
@@ -1060,6 +1081,61 @@ def user_meetings(request):
         _count_meeting_write_locked(user.id)
     logger.info("Zoom sandbox: meeting %s created for user %s", meeting["id"], user.id)
     return JsonResponse(meeting, status=201)
+
+
+def _list_meetings(request) -> JsonResponse:
+    """GET /users/me/meetings as Zoom documents it: `type` (scheduled, live, upcoming), `page_size`
+    (default 30, at most 300) and an opaque `next_page_token` valid for 15 minutes; each item is a
+    summary whose agenda is cut to 250 characters."""
+    user = _authenticate(request, MEETING_LIST)
+    kind = request.GET.get("type", "scheduled")
+    if kind not in LIST_TYPES:
+        raise api_error(400, 300, f"Invalid field: type must be one of {', '.join(LIST_TYPES)}.")
+    size = request.GET.get("page_size", str(LIST_PAGE_SIZE_DEFAULT))
+    if not size.isdigit() or not 1 <= int(size) <= LIST_PAGE_SIZE_MAX:
+        raise api_error(400, 300, f"Invalid field: page_size must be between 1 and {LIST_PAGE_SIZE_MAX}.")
+    offset = 0
+    if request.GET.get("next_page_token"):
+        try:
+            page = signing.loads(request.GET["next_page_token"], salt=PAGE_TOKEN_SALT, max_age=PAGE_TOKEN_TTL)
+        except signing.BadSignature:
+            raise api_error(400, 300, "The next page token is invalid or expired.") from None
+        if page.get("user") != user.id or page.get("type") != kind:
+            raise api_error(400, 300, "The next page token is invalid or expired.")
+        offset = int(page["offset"])
+    moment = datetime.fromtimestamp(now(), UTC)
+    with _lock:
+        mine = [copy.deepcopy(m) for m in _state.meetings.values() if m["host_id"] == user.id]
+    listed = sorted((m for m in mine if _listed_as(m, kind, moment)), key=lambda m: (m["start_time"], m["id"]))
+    chunk, rest = listed[offset : offset + int(size)], listed[offset + int(size) :]
+    token = ""
+    if rest:
+        token = signing.dumps(
+            {"user": user.id, "type": kind, "offset": offset + int(size)}, salt=PAGE_TOKEN_SALT, compress=True
+        )
+    return JsonResponse(
+        {
+            "page_size": int(size),
+            "total_records": len(listed),
+            "next_page_token": token,
+            "meetings": [_list_item(m) for m in chunk],
+        }
+    )
+
+
+def _listed_as(meeting: dict, kind: str, moment: datetime) -> bool:
+    start = datetime.strptime(meeting["start_time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    end = start.timestamp() + 60 * meeting["duration"]
+    if kind == "live":
+        return start <= moment and end > moment.timestamp()
+    if kind == "upcoming":
+        return end > moment.timestamp()
+    return True  # scheduled: every meeting the sandbox keeps
+
+
+def _list_item(meeting: dict) -> dict:
+    fields = ("uuid", "id", "host_id", "topic", "type", "start_time", "duration", "timezone", "created_at", "join_url")
+    return {**{field: meeting[field] for field in fields}, "agenda": meeting["agenda"][:LIST_AGENDA_LIMIT]}
 
 
 @_endpoint("GET", "PATCH", "DELETE")

@@ -9,6 +9,8 @@ from ..base import Account, CreatedMeeting, MeetingRequest, ProviderResponseErro
 
 AGENDA_LIMIT = 2000
 TOPIC_LIMIT = 200
+LIST_PAGE_SIZE = 300  # Zoom's maximum
+LIST_MAX_PAGES = 20
 
 
 def _basic_auth() -> tuple[str, str]:
@@ -103,19 +105,51 @@ def create_meeting(access_token: str, meeting: MeetingRequest) -> CreatedMeeting
     response = http.request(
         "POST", f"{settings.ZOOM_API_BASE_URL}/users/me/meetings", headers=_bearer(access_token), json=body
     )
-    data = response.body
+    return _created(response.body)
+
+
+def _created(data) -> CreatedMeeting:
     if not isinstance(data, dict) or not data.get("join_url"):
-        raise ProviderResponseError("Zoom's new meeting has no join_url")
+        raise ProviderResponseError("Zoom's meeting has no join_url")
     try:
         meeting_id = int(data["id"])
     except (KeyError, TypeError, ValueError) as error:
-        raise ProviderResponseError("Zoom's new meeting has no numeric id") from error
+        raise ProviderResponseError("Zoom's meeting has no numeric id") from error
     return CreatedMeeting(
         meeting_id=meeting_id,
         external_ref=str(data.get("uuid", "")),
         join_url=str(data["join_url"]),
         passcode=str(data.get("password", "")),
     )
+
+
+def find_meeting(access_token: str, marker: str) -> CreatedMeeting | None:
+    """The user's upcoming meeting whose agenda carries `marker`, or None when there is none.
+
+    Zoom has no idempotency key; this is how an unknown create outcome (a timeout, a worker that
+    died mid-call) is settled. Listing the user's meetings is within the classic `meeting:write`
+    scope ("view and manage"). The list shortens agendas to 250 characters, so the marker goes
+    first in ours; the match is read back in full from the meeting itself."""
+    url = f"{settings.ZOOM_API_BASE_URL}/users/me/meetings"
+    params = {"type": "upcoming", "page_size": LIST_PAGE_SIZE}
+    for _page in range(LIST_MAX_PAGES):
+        body = http.request("GET", url, headers=_bearer(access_token), params=params).body
+        if not isinstance(body, dict) or not isinstance(body.get("meetings", []), list):
+            raise ProviderResponseError("Zoom's meeting list is not a list")
+        for item in body.get("meetings", []):
+            if isinstance(item, dict) and marker in str(item.get("agenda", "")) and str(item.get("id")).isdigit():
+                return _created(get_meeting(access_token, int(item["id"])))
+        token = body.get("next_page_token")
+        if not token:
+            return None
+        params = {**params, "next_page_token": token}
+    raise ProviderResponseError("Zoom's meeting list did not end")
+
+
+def get_meeting(access_token: str, meeting_id: int) -> dict:
+    return http.request(
+        "GET", f"{settings.ZOOM_API_BASE_URL}/meetings/{int(meeting_id)}", headers=_bearer(access_token)
+    ).body
 
 
 def update_meeting(access_token: str, meeting_id: int, meeting: MeetingRequest) -> None:
