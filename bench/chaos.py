@@ -452,7 +452,9 @@ class Stack:
             PROVIDER_SANDBOX="0",
             ZOOM_OAUTH_BASE_URL=self.zoom_proxy.url + "/sandbox/zoom",
             ZOOM_API_BASE_URL=self.zoom_proxy.url + "/sandbox/zoom/v2",
+            # Every client of the run comes from 127.0.0.1: the per-IP limits would stop the run, not abuse.
             BOOKING_RATE_LIMIT="100000",
+            SLOTS_RATE_LIMIT="100000",
             PGAPPNAME=f"chaos-{role}",
             **SCALED_SETTINGS,
         )
@@ -662,7 +664,9 @@ class BookingAttempt:
 def book_over_http(site_url: str, meeting_type, count: int, *, label: str, skip: int = 0) -> list[BookingAttempt]:
     """`count` clients book through the public form, each in a browser session of their own."""
     base = f"{site_url}/{meeting_type.organization.slug}/{meeting_type.slug}"
-    days = requests.get(base + "/slots.json", params={"tz": "UTC"}, timeout=30).json()["days"]
+    slots = requests.get(base + "/slots.json", params={"tz": "UTC"}, timeout=30)
+    slots.raise_for_status()
+    days = slots.json()["days"]
     starts = [slot["start"] for day in sorted(days) for slot in days[day]][skip:]
     attempts, remaining = [], iter(starts)
     for n in range(count):
@@ -932,7 +936,6 @@ class Run:
         proxy = self.stack.zoom_proxy
         before = proxy.forwarded_count("POST", MEETINGS_PATH)
         rule = proxy.add(ProxyRule("POST", MEETINGS_PATH, hold_seconds=20))
-        began = time.monotonic()
         attempts = self.book(meeting_type)
         with contextlib.suppress(TimeoutError):
             wait_until(
@@ -941,8 +944,12 @@ class Run:
                 what="every booking's create",
             )
         proxy.remove(rule)
+        late = proxy.forwarded_count("POST", MEETINGS_PATH) - before
+        time.sleep(rule.hold_seconds)  # the fault ends with the last late answer
         result = Result(
-            "zoom_read_timeout", "Zoom creates, answers after our read timeout", f"{time.monotonic() - began:.0f} s"
+            "zoom_read_timeout",
+            "Zoom creates the meeting, answers 20 s later (our read timeout: 15 s)",
+            f"{late} creates answered late",
         )
         return self.finish(result, meeting_type, attempts, time.monotonic())
 
@@ -981,6 +988,7 @@ class Run:
                         continue
                     ok = response.status_code == 503 and response.headers.get("Retry-After")
                     answers["503 + Retry-After" if ok else f"{response.status_code}"] += 1
+                time.sleep(0.05)
         finally:
             allow_connections(self.stack.database_url, True)
         ended = time.monotonic()
@@ -1052,8 +1060,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="", help="comma-separated scenarios: " + ", ".join(SCENARIOS))
     parser.add_argument("--bookings", type=int, default=4, help="bookings per scenario")
-    parser.add_argument("--outage", type=float, default=60, help="seconds each outage lasts")
-    parser.add_argument("--limit", type=float, default=180, help="seconds to wait for recovery after a fault")
+    parser.add_argument("--outage", type=float, default=120, help="seconds each outage lasts")
+    parser.add_argument("--limit", type=float, default=240, help="seconds to wait for recovery after a fault")
     parser.add_argument("--settle", type=float, default=15, help="seconds to watch for duplicates after recovery")
     arguments = parser.parse_args(argv)
     chosen = [name for name in arguments.only.split(",") if name] or SCENARIOS
