@@ -4,6 +4,10 @@
  *   {type: "tsp:resize", height}       so the iframe can grow/shrink with the content;
  *   {type: "tsp:event", name, detail}  scheduling events re-dispatched on the host page.
  * Pages call window.tspEmbedEvent(name, detail) to send an event.
+ *
+ * The embedding page is someone else's site: nothing secret or personal goes to it (no manage
+ * link, no client's name or e-mail), only the public booking page's address, the meeting type
+ * and the chosen time.
  */
 (() => {
   "use strict";
@@ -101,11 +105,19 @@
     }
   }
 
+  // The public booking page this page belongs to, never this page's own address: after booking
+  // that is the client's manage link (/booking/<id>/<secret>/), which would let the embedding
+  // site read and cancel the booking; and a query string can hold the visitor's name and e-mail.
+  function publicPageUrl() {
+    const main = document.getElementById("main");
+    const path = main ? main.getAttribute("data-tsp-public-path") : null;
+    return window.location.origin + (path && /^\/[^/]/.test(path) ? path : "/");
+  }
+
   // Confirmation pages mark themselves with <div data-tsp-event="event_scheduled"
   // data-tsp-detail='{...}'>.
   function sendPageEvents() {
-    // Only the path: the query string can hold the visitor's name and e-mail (prefill).
-    tspEmbedEvent("page_viewed", { url: window.location.origin + window.location.pathname });
+    tspEmbedEvent("page_viewed", { url: publicPageUrl() });
     document.querySelectorAll("[data-tsp-event]").forEach((node) => {
       const name = node.getAttribute("data-tsp-event");
       if (name) tspEmbedEvent(name, readEventDetail(node));

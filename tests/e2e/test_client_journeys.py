@@ -207,8 +207,10 @@ def test_a_client_books_inside_the_widget_embedded_on_another_origin(site, journ
         '<meta name="viewport" content="width=device-width, initial-scale=1"><title>Acme — book a call</title>'
         "</head><body><main><h1>Book a call with Acme</h1>"
         f"{snippet}"
-        "</main><script>window.scheduled = [];"
-        "window.addEventListener('tsp:event_scheduled', e => window.scheduled.push(e.detail));</script>"
+        "</main><script>window.scheduled = []; window.heard = [];"
+        "window.addEventListener('tsp:event_scheduled', e => window.scheduled.push(e.detail));"
+        # Everything the widget tells this page, as the embedding site would see it.
+        "window.addEventListener('message', e => window.heard.push(JSON.stringify(e.data)));</script>"
         "</body></html>"
     )
     page = journey.open(origin + "/index.html", time_zone="Europe/Lisbon")
@@ -226,3 +228,11 @@ def test_a_client_books_inside_the_widget_embedded_on_another_origin(site, journ
     assert (booking.client_email, booking.client_time_zone) == ("ines@example.com", "Europe/Lisbon")
     page.wait_for_function("() => window.scheduled.length === 1")
     assert page.evaluate("() => window.scheduled[0].meeting_type") == "video"
+
+    # The embedding site learns that a booking was made, never the client's manage link (which
+    # would let it read and cancel the booking) nor who booked.
+    heard = page.evaluate("() => window.heard")
+    assert any('"page_viewed"' in message for message in heard)
+    for message in heard:
+        assert booking.manage_token not in message and str(booking.uid) not in message, message
+        assert "ines@example.com" not in message and "Ines" not in message, message
