@@ -197,8 +197,10 @@ def bookings_for_dashboard(*, viewer: TeamMember, tab: str, now: datetime):
             Prefetch("host_rows", queryset=BookingHost.objects.select_related("member")),
             Prefetch(
                 "email_deliveries",
-                queryset=EmailDelivery.objects.filter(state=EmailDelivery.State.FAILED),
-                to_attr="failed_emails",
+                queryset=EmailDelivery.objects.filter(
+                    state__in=[EmailDelivery.State.FAILED, EmailDelivery.State.PENDING, EmailDelivery.State.SENDING]
+                ),
+                to_attr="unsent_emails",
             ),
         )
         .order_by("start" if tab == "upcoming" else "-start", "id")

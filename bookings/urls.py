@@ -9,6 +9,7 @@ dashboard_urlpatterns = [
     path("app/bookings/", views.booking_list, name="list"),
     path("app/bookings/<int:pk>/cancel/", views.booking_cancel, name="staff_cancel"),
     path("app/bookings/<int:pk>/video-link/", views.video_link, name="video_link"),
+    path("app/bookings/<int:pk>/resend/", views.booking_resend, name="resend"),
     path("booking/<uuid:uid>/<str:token>/", views.manage, name="manage"),
     path("booking/<uuid:uid>/<str:token>/cancel/", views.cancel, name="cancel"),
     path("booking/<uuid:uid>/<str:token>/invite.ics", views.calendar_file, name="calendar_file"),

@@ -3,6 +3,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -16,14 +17,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import member_required
+from integrations.models import VideoMeeting
 from meetingtypes.models import MeetingType
 from members.timezones import TimeZoneSelect, canonical_name, is_valid_time_zone
 from tsp.formatting import browser_locale
 from tsp.privacy import secret_url
 from tsp.ratelimit import client_ip, hit, seconds_left
 
-from . import calendar_links, selectors, services, slots
+from . import calendar_links, followup, selectors, services, slots
 from .forms import MONTH_NOT_OFFERED, BookingForm, CancelForm, RescheduleForm, VideoLinkForm, parse_month, parse_start
+from .models import EmailDelivery
 
 # ---------------------------------------------------------------- helpers
 
@@ -494,6 +497,8 @@ def booking_list(request):
     page = Paginator(bookings, BOOKINGS_PER_PAGE).get_page(request.GET.get("page"))
     counts = selectors.dashboard_tab_counts(viewer=request.member, now=now)
     tabs = _dashboard_tabs()
+    for booking in page.object_list:
+        _follow_up_state(booking)
     context = {
         "page": page,
         "tab": tab,
@@ -544,6 +549,36 @@ def video_link(request, pk: int):
             return redirect(reverse("bookings:list") + f"#booking-{booking.pk}")
     context = {"booking": booking, "meeting": booking.video_meeting_or_none, "form": form}
     return render(request, "bookings/video_link.html", context, status=400 if form.errors else 200)
+
+
+def _follow_up_state(booking) -> None:
+    """What admins see of a booking's follow-up: emails that failed, emails and a video link still
+    being retried, and whether "Send again" has anything to do."""
+    unsent = booking.unsent_emails
+    booking.failed_emails = [row for row in unsent if row.state == EmailDelivery.State.FAILED]
+    booking.retrying_emails = [row for row in unsent if row.state != EmailDelivery.State.FAILED and row.attempts]
+    meeting = booking.video_meeting_or_none
+    booking.video_retrying = meeting is not None and meeting.state == VideoMeeting.State.PENDING and meeting.attempts
+    video_failed = meeting is not None and meeting.state in (VideoMeeting.State.FAILED, VideoMeeting.State.UNKNOWN)
+    booking.can_resend = not booking.is_cancelled and bool(booking.failed_emails or video_failed)
+
+
+@require_POST
+@member_required
+def booking_resend(request, pk: int):
+    """An admin sends again what failed for a booking (its emails, its video meeting)."""
+    booking = selectors.get_booking_for_staff(viewer=request.member, pk=pk)
+    if booking is None:
+        raise Http404
+    if not request.member.is_admin:
+        raise PermissionDenied
+    if followup.resend(booking):
+        messages.success(
+            request, _("Sending again what failed for the booking with %(name)s.") % {"name": booking.client_name}
+        )
+    else:
+        messages.info(request, _("Nothing failed for the booking with %(name)s.") % {"name": booking.client_name})
+    return redirect(_dashboard_url(request.POST.get("when")) + f"#booking-{booking.pk}")
 
 
 def _dashboard_url(tab: str | None) -> str:

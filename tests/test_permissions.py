@@ -125,6 +125,13 @@ MATRIX: list[Row] = [
         {"anonymous": LOGIN, "outsider": 404, "owner": 302, "other": 404, "admin": 302},
         args=("booking",),
     ),
+    # Sending again what failed for a booking: admins only (members see no failures to act on).
+    Row(
+        "bookings:resend",
+        "post",
+        {"anonymous": LOGIN, "outsider": 404, "owner": 403, "other": 403, "admin": 302},
+        args=("booking",),
+    ),
     # The video link of a booking: its hosts and the admins; other members don't see the booking.
     Row(
         "bookings:video_link",
