@@ -42,20 +42,23 @@ def slots_in_month(
 ) -> dict[str, list[dict]]:
     """{'2026-12-03': [{'start': '2026-12-03T08:00:00Z', 'time': '09:00'}, …]} for the days with times."""
     rules = selectors.slot_rules(meeting_type)
-    stamps = _starts_around(meeting_type, rules, month=month, now=now, exclude_booking_id=exclude_booking_id)
+    stamps, isos = _starts_around(meeting_type, rules, month=month, now=now, exclude_booking_id=exclude_booking_id)
     # The cached starts were worked out a little earlier: drop those that have since come too
     # close to book (rounded up to a whole second, so none is offered too early).
     earliest = ceil((now + rules.minimum_notice).timestamp())
     first = max(int(_local_midnight(month, zone).timestamp()), earliest)
     end = int(_local_midnight(next_month(month), zone).timestamp())
-    in_month = stamps[bisect_left(stamps, first) : bisect_left(stamps, end)]
-    return _by_local_day(in_month, zone, first_day=month - timedelta(days=1), last_day=next_month(month))
+    cut = slice(bisect_left(stamps, first), bisect_left(stamps, end))
+    return _by_local_day(
+        stamps[cut], zone, first_day=month - timedelta(days=1), last_day=next_month(month), isos=isos[cut]
+    )
 
 
 def _starts_around(
     meeting_type: MeetingType, rules, *, month: date, now: datetime, exclude_booking_id: int | None
-) -> list[int]:
-    """Every bookable start (epoch seconds, ascending) in the UTC days around `month`.
+) -> tuple[list[int], list[str]]:
+    """Every bookable start in the UTC days around `month`: epoch seconds (ascending), and the
+    same written out as the page shows them.
 
     Every zone's view of the month lies inside them (local offsets run from -12:00 to +14:00),
     so one cached list serves clients in every zone: the cache key names no zone, and a client
@@ -64,59 +67,79 @@ def _starts_around(
     """
     what = f"{month:%Y-%m}" if exclude_booking_id is None else f"{month:%Y-%m}:moving:{exclude_booking_id}"
 
-    def compute() -> list[int]:
+    def compute() -> tuple[list[int], list[str]]:
         start = max(_local_midnight(month, UTC) - _ZONE_MARGIN, now)
         end = _local_midnight(next_month(month), UTC) + _ZONE_MARGIN
         if start >= end:
-            return []
+            return [], []
         rules_read, hosts = selectors.load_availability(
             meeting_type, start=start, end=end, exclude_booking_id=exclude_booking_id
         )
         starts = availability.available_starts(rules_read, hosts, start=start, end=end, now=now)
-        return [int(moment.timestamp()) for moment in starts]
+        stamps = [int(moment.timestamp()) for moment in starts]
+        return stamps, _iso_starts(stamps)
 
     return cache.remember(meeting_type, rules, what, compute)
 
 
-def _by_local_day(stamps: list[int], zone: ZoneInfo, *, first_day: date, last_day: date) -> dict[str, list[dict]]:
+def _by_local_day(
+    stamps: list[int], zone: ZoneInfo, *, first_day: date, last_day: date, isos: list[str] | None = None
+) -> dict[str, list[dict]]:
     """Group sorted starts (epoch seconds) by local date, each with its ISO UTC time and local "HH:MM".
 
     A busy month has thousands of starts and this runs on every request (the cache holds the
-    starts, not one page per zone), so it converts no start through the zone and formats no
-    start: every local date of exactly 24 hours keeps one UTC offset (no zone changes twice in a
-    day), so its starts are placed by arithmetic from its local midnight, and each UTC date and
-    clock reading is formatted once. Only starts on DST days are converted one by one.
+    starts, not one page per zone), so it converts no start through the zone and formats none:
+    `isos` are the starts already written out (cached with them), and every local date of exactly
+    24 hours keeps one UTC offset (no zone changes twice in a day), so its starts are placed by
+    arithmetic from its local midnight, a day at a time. Only starts on DST days, or outside the
+    dates laid out, are converted one by one.
     """
+    if isos is None:
+        isos = _iso_starts(stamps)
     midnights = []  # (UTC timestamp of local midnight, "YYYY-MM-DD") for each local date
     day = first_day
     while day <= last_day + timedelta(days=1):
-        midnights.append((datetime(day.year, day.month, day.day, tzinfo=zone).timestamp(), day.isoformat()))
+        midnights.append((int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()), day.isoformat()))
         day += timedelta(days=1)
-    # Whether each laid-out date is 24 hours long (one offset all day); the last one has no next midnight.
-    steady = [after - before == _DAY_SECONDS for (before, _), (after, _) in pairwise(midnights)] + [False]
     local_clock = [f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(24 * 60)]
     days: dict[str, list[dict]] = defaultdict(list)
-    utc_days: dict[int, str] = {}
-    utc_clock: dict[int, str] = {}
-    k, last_k = 0, len(midnights) - 1
-    for stamp in stamps:
-        while k < last_k and midnights[k + 1][0] <= stamp:
-            k += 1
-        midnight, label = midnights[k]
-        if steady[k] and midnight <= stamp:
-            local_time = local_clock[int(stamp - midnight) // 60]
-        else:  # a DST day (or outside the dates laid out): convert this one
+
+    def one_by_one(first: int, end: int) -> None:
+        for stamp, iso in zip(stamps[first:end], isos[first:end], strict=True):
             local = datetime.fromtimestamp(stamp, zone)
-            label, local_time = local.date().isoformat(), f"{local.hour:02d}:{local.minute:02d}"
-        utc_day, second = divmod(stamp, _DAY_SECONDS)
-        utc_date = utc_days.get(utc_day)
-        if utc_date is None:
-            utc_date = utc_days[utc_day] = (_EPOCH_DATE + timedelta(days=utc_day)).isoformat()
-        clock = utc_clock.get(second)
-        if clock is None:
-            clock = utc_clock[second] = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
-        days[label].append({"start": f"{utc_date}T{clock}Z", "time": local_time})
+            days[local.date().isoformat()].append({"start": iso, "time": f"{local.hour:02d}:{local.minute:02d}"})
+
+    done = bisect_left(stamps, midnights[0][0])
+    one_by_one(0, done)
+    for (midnight, label), (next_midnight, _) in pairwise(midnights):
+        end = bisect_left(stamps, next_midnight, done)
+        if end == done:
+            continue
+        if next_midnight - midnight == _DAY_SECONDS:
+            days[label].extend(
+                {"start": iso, "time": local_clock[(stamp - midnight) // 60]}
+                for stamp, iso in zip(stamps[done:end], isos[done:end], strict=True)
+            )
+        else:
+            one_by_one(done, end)
+        done = end
+    one_by_one(done, len(stamps))
     return dict(days)
+
+
+def _iso_starts(stamps: list[int]) -> list[str]:
+    """'2026-12-03T08:00:00Z' for each start, each UTC date and clock reading formatted once."""
+    dates: dict[int, str] = {}
+    clocks: dict[int, str] = {}
+    isos = []
+    for stamp in stamps:
+        utc_day, second = divmod(stamp, _DAY_SECONDS)
+        if utc_day not in dates:
+            dates[utc_day] = (_EPOCH_DATE + timedelta(days=utc_day)).isoformat()
+        if second not in clocks:
+            clocks[second] = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+        isos.append(f"{dates[utc_day]}T{clocks[second]}Z")
+    return isos
 
 
 def bookable_months(meeting_type: MeetingType, *, zone: ZoneInfo, now: datetime) -> tuple[date, date]:
