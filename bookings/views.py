@@ -87,7 +87,9 @@ def _rate_limited(request) -> bool:
 
 def _too_many(request, context):
     context["error"] = _("Too many attempts from your network. Please wait a few minutes and try again.")
-    return render(request, "bookings/public/error.html", context, status=429)
+    response = render(request, "bookings/public/error.html", context, status=429)
+    response["Retry-After"] = str(seconds_left(settings.BOOKING_RATE_WINDOW_SECONDS))
+    return response
 
 
 def _json_error(message: str, *, status: int = 400) -> JsonResponse:

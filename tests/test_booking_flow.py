@@ -597,6 +597,7 @@ def test_the_public_booking_form_is_rate_limited_per_address(host, settings):
     response = book_via_page(noisy, meeting_type, iso(at(TUESDAY, "10:30")))
     assert response.status_code == 429
     assert "Too many attempts" in response.content.decode()
+    assert 1 <= int(response["Retry-After"]) <= settings.BOOKING_RATE_WINDOW_SECONDS
     assert Booking.objects.count() == 3
     assert not Booking.objects.filter(start=at(TUESDAY, "10:30")).exists()
 
