@@ -692,3 +692,18 @@ def test_cancelling_a_meeting_already_deleted_in_zoom_still_counts_as_done(hana,
     meeting = video(booking)
     assert meeting.state == VideoMeeting.State.DELETED  # …which counts as deleted
     assert meeting.last_error == ""
+
+
+def test_finding_our_meeting_reads_every_page_of_the_hosts_upcoming_meetings(hana, monkeypatch):
+    connection = connect_member(hana, HANA_ZOOM)
+    monkeypatch.setattr(zoom_client, "LIST_PAGE_SIZE", 2)
+    booking = make_booking(zoom_meeting_type(hana.organization, [hana]), [hana], weekday_at(12))
+    for hour in (9, 10):  # the host's own meetings, earlier in the list
+        other = make_booking(zoom_meeting_type(hana.organization, [hana], name=f"Other {hour}"), [], weekday_at(hour))
+        zoom_client.create_meeting(connection.access_token, video_module.meeting_request(other, "UTC"))
+    assert zoom_client.find_meeting(connection.access_token, video_module.marker(booking)) is None
+    made = zoom_client.create_meeting(connection.access_token, video_module.meeting_request(booking, "UTC"))
+
+    found = zoom_client.find_meeting(connection.access_token, video_module.marker(booking))
+
+    assert found == made  # on the second page, with its passcode

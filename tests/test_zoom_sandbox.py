@@ -459,6 +459,38 @@ def test_updating_a_meeting_answers_204_and_applies_the_changes(base):
     assert {key: meeting[key] for key in changes} == changes
 
 
+def test_listing_upcoming_meetings_pages_with_a_token_and_shortens_agendas(base):
+    token = zoom.issue_tokens(EMAIL)["access_token"]  # classic meeting:write: "view and manage"
+    for day in range(1, 36):
+        assert create_meeting(base, token, start_time=f"2030-05-{day % 28 + 1:02d}T09:{day:02d}:00Z").status_code == 201
+    assert create_meeting(base, token, start_time="2020-01-01T09:00:00Z", agenda="x" * 600).status_code == 201  # over
+
+    first = api(base, "GET", "/users/me/meetings", token, params={"type": "upcoming", "page_size": 30})
+    assert first.status_code == 200
+    body = first.json()
+    assert body["total_records"] == 35 and body["page_size"] == 30 and len(body["meetings"]) == 30
+    assert body["next_page_token"]
+    page_two = {"type": "upcoming", "next_page_token": body["next_page_token"]}
+    second = api(base, "GET", "/users/me/meetings", token, params=page_two).json()
+    assert len(second["meetings"]) == 5 and second["next_page_token"] == ""
+    ids = [m["id"] for m in body["meetings"] + second["meetings"]]
+    assert len(set(ids)) == 35
+    every = api(base, "GET", "/users/me/meetings", token, params={"type": "scheduled", "page_size": 300}).json()
+    assert every["total_records"] == 36
+    assert max(len(m["agenda"]) for m in every["meetings"]) == 250  # lists shorten agendas
+    assert set(every["meetings"][0]) >= {"id", "uuid", "host_id", "topic", "start_time", "join_url", "agenda"}
+
+
+def test_listing_meetings_needs_a_scope_that_grants_it_and_a_valid_page_token(base):
+    granular = zoom.issue_tokens(EMAIL, scope="meeting:write:meeting")["access_token"]
+    refused = api(base, "GET", "/users/me/meetings", granular, params={"type": "upcoming"})
+    assert refused.status_code == 400 and refused.json()["code"] == 4711
+    token = zoom.issue_tokens(EMAIL)["access_token"]
+    for params in ({"type": "everything"}, {"page_size": 301}, {"next_page_token": "forged"}):
+        answer = api(base, "GET", "/users/me/meetings", token, params=params)
+        assert answer.status_code == 400 and answer.json()["code"] == 300
+
+
 def test_deleting_a_meeting_answers_204_then_404_code_3001(base):
     tokens = connect(base)
     meeting_id = create_meeting(base, tokens["access_token"]).json()["id"]
