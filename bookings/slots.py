@@ -12,6 +12,7 @@ from meetingtypes.models import MeetingType
 from . import availability, cache, selectors
 
 _DAY_SECONDS = 86_400
+_CLOCK = [f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(24 * 60)]  # "HH:MM" by minute of the day
 _EPOCH_DATE = date(1970, 1, 1)
 # More than any zone's distance from UTC, so the UTC days around a month hold all of its local days.
 _ZONE_MARGIN = timedelta(days=1)
@@ -101,7 +102,6 @@ def _by_local_day(
     while day <= last_day + timedelta(days=1):
         midnights.append((int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()), day.isoformat()))
         day += timedelta(days=1)
-    local_clock = [f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(24 * 60)]
     days: dict[str, list[dict]] = defaultdict(list)
 
     def one_by_one(first: int, end: int) -> None:
@@ -116,10 +116,10 @@ def _by_local_day(
         if end == done:
             continue
         if next_midnight - midnight == _DAY_SECONDS:
-            days[label].extend(
-                {"start": iso, "time": local_clock[(stamp - midnight) // 60]}
+            days[label] += [
+                {"start": iso, "time": _CLOCK[(stamp - midnight) // 60]}
                 for stamp, iso in zip(stamps[done:end], isos[done:end], strict=True)
-            )
+            ]
         else:
             one_by_one(done, end)
         done = end
