@@ -60,24 +60,22 @@ def worker_queue(settings):
     app.conf.task_always_eager, app.conf.task_default_queue = previous
 
 
-@pytest.fixture
-def worker(zoom_sandbox, worker_queue, tmp_path):  # noqa: F811
-    outbox = tmp_path / "outbox"
+def _start_worker(site: str, queue: str, outbox: Path, log: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
         "DEBUG": "1",
-        "SITE_URL": zoom_sandbox,
+        "SITE_URL": site,
         "ZOOM_CLIENT_ID": CLIENT_ID,
         "ZOOM_CLIENT_SECRET": CLIENT_SECRET,
         "ZOOM_WEBHOOK_SECRET_TOKEN": WEBHOOK_SECRET,
-        "ZOOM_OAUTH_BASE_URL": zoom_sandbox + "/sandbox/zoom",
-        "ZOOM_API_BASE_URL": zoom_sandbox + "/sandbox/zoom/v2",
+        "ZOOM_OAUTH_BASE_URL": site + "/sandbox/zoom",
+        "ZOOM_API_BASE_URL": site + "/sandbox/zoom/v2",
         "TOKEN_ENCRYPTION_KEYS": ENCRYPTION_KEY,
         "EMAIL_OUTBOX": "1",
         "EMAIL_OUTBOX_DIR": str(outbox),
         "DB_CONN_MAX_AGE": "0",
-        "CELERY_QUEUE": worker_queue,
+        "CELERY_QUEUE": queue,
     }
     command = [
         sys.executable,
@@ -88,23 +86,32 @@ def worker(zoom_sandbox, worker_queue, tmp_path):  # noqa: F811
         "worker",
         "--pool=solo",
         "-Q",
-        worker_queue,
+        queue,
         "--loglevel=INFO",
         "--without-heartbeat",
         "--without-gossip",
         "--without-mingle",
     ]
-    log = tmp_path / "worker.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    with open(log, "ab") as output:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def worker(zoom_sandbox, worker_queue, tmp_path):  # noqa: F811
+    outbox, log = tmp_path / "outbox", tmp_path / "worker.log"
+    process = _start_worker(zoom_sandbox, worker_queue, outbox, log)
     try:
         yield outbox
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
         print(log.read_text(errors="replace")[-3000:])
 
 
@@ -155,3 +162,64 @@ def test_a_real_worker_creates_the_zoom_meeting_and_emails_both_with_the_link(cl
         assert len(invites) == 1
         event = Calendar.from_ical(invites[0].get_content()).walk("VEVENT")[0]
         assert str(event["URL"]) == str(event["LOCATION"]) == meeting.join_url
+
+
+def _book(client, meeting_type, email: str) -> None:
+    slots_url = reverse("bookings:slots", args=[meeting_type.organization.slug, meeting_type.slug])
+    days = client.get(slots_url, {"tz": "UTC"}).json()["days"]
+    start = days[sorted(days)[-1]][0]["start"]  # days ahead: far from "shortly before the meeting"
+    response = client.post(
+        reverse("bookings:book", args=[meeting_type.organization.slug, meeting_type.slug]),
+        {"name": "Carla Client", "email": email, "start": start, "time_zone": "Europe/Paris"},
+    )
+    assert response.status_code == 302 and "booked=1" in response["Location"]
+
+
+def test_a_worker_killed_mid_create_leaves_one_meeting_adopted_by_the_sweep(
+    client, member, zoom_sandbox, worker_queue, tmp_path  # noqa: F811
+):
+    connected_in_sandbox(member, "maya@zoom.example")
+    meeting_type = make_meeting_type(
+        member.organization, [member], location=MeetingType.Location.ZOOM, location_detail="",
+        assignment=MeetingType.Assignment.ONE_PERSON, minimum_notice_minutes=0,
+    )  # fmt: skip
+    outbox, log = tmp_path / "outbox", tmp_path / "worker.log"
+    zoom.inject_failure("/users/me/meetings", method="POST", delay_seconds=3)  # Zoom is slow, but makes it
+    first = _start_worker(zoom_sandbox, worker_queue, outbox, log)
+    try:
+        _book(client, meeting_type, "carla@example.com")
+        _wait_for(
+            lambda: VideoMeeting.objects.filter(state="creating").exists(), what="the worker to call Zoom"
+        )
+        time.sleep(1)
+        first.kill()  # SIGKILL mid-call: no chance to record anything
+        first.wait(timeout=20)
+        _wait_for(lambda: len(zoom.state_summary()["meetings"]) == 1, what="Zoom to finish the slow create")
+        meeting = VideoMeeting.objects.get()
+        assert meeting.state == "creating" and not meeting.join_url  # the outcome is unknown to us
+        # Later, when the claim has expired (moved forward here), a new worker's sweep settles it.
+        VideoMeeting.objects.filter(pk=meeting.pk).update(next_attempt_at=meeting.claimed_at)
+        second = _start_worker(zoom_sandbox, worker_queue, outbox, log)
+        try:
+            from bookings.tasks import sweep_follow_ups
+
+            sweep_follow_ups.delay()
+            meeting = _wait_for(
+                lambda: VideoMeeting.objects.filter(state="ready").first(), what="the sweep to adopt the meeting"
+            )
+            files = _wait_for(
+                lambda: len(list(outbox.glob("*.eml"))) >= 2 and list(outbox.glob("*.eml")), what="2 emails"
+            )
+        finally:
+            _stop(second)
+    finally:
+        if first.poll() is None:
+            _stop(first)
+        print(log.read_text(errors="replace")[-3000:])
+
+    in_zoom = zoom.state_summary()["meetings"]
+    assert [m["id"] for m in in_zoom] == [meeting.meeting_id]  # adopted, not made twice
+    messages = [BytesParser(policy=policy.default).parsebytes(f.read_bytes()) for f in files]
+    assert sorted(str(m["to"]) for m in messages) == sorted(["carla@example.com", member.user.email])
+    for message in messages:
+        assert meeting.join_url in message.get_body(preferencelist=("plain",)).get_content()
