@@ -318,13 +318,23 @@ def resend(booking: Booking, *, now: datetime | None = None) -> int:
     """An admin's "Send again": the booking's failed steps are due again, with a fresh budget.
     Returns how many were failed."""
     now = now or timezone.now()
-    count = EmailDelivery.objects.filter(booking=booking, state=State.FAILED, sequence=booking.sequence).update(
+    rows = list(EmailDelivery.objects.filter(booking=booking).values_list("pk", "recipient", "sequence", "state"))
+    newest = {}
+    for _pk, recipient, sequence, _state in rows:
+        newest[recipient] = max(sequence, newest.get(recipient, 0))
+    # Only what still holds: a failed email whose recipient got a newer one since stays as it is.
+    failed = [pk for pk, recipient, sequence, state in rows if state == State.FAILED and sequence == newest[recipient]]
+    count = EmailDelivery.objects.filter(pk__in=failed).update(
         state=State.PENDING, attempts=0, next_attempt_at=now, created_at=now
     )
     if booking.meeting_type.is_video and not booking.is_cancelled:
         count += VideoMeeting.objects.filter(booking=booking, state=VideoMeeting.State.FAILED).update(
             state=VideoMeeting.State.PENDING, attempts=0, next_attempt_at=now, updated_at=now
         )
+        # An outcome that could not be looked up: look again (it adopts a meeting that was made).
+        count += VideoMeeting.objects.filter(
+            booking=booking, state=VideoMeeting.State.UNKNOWN, next_attempt_at=None
+        ).update(next_attempt_at=now, updated_at=now)
     if count:
         _queue(booking.pk)
     return count

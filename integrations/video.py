@@ -121,10 +121,11 @@ def run_step(booking: Booking, *, now: datetime, first_run: bool = False) -> Out
     """Do the video work of the booking that is due: create, resolve an unknown outcome, move,
     or delete. `first_run`: work recorded for this change and never tried runs even before its
     due time (the task queued at the commit; the sweep is the safety net)."""
-    if not booking.meeting_type.is_video:
-        return NOT_NEEDED
     meeting = VideoMeeting.objects.filter(booking=booking).first()
     if meeting is None:
+        return NOT_NEEDED
+    if not booking.meeting_type.is_video and meeting.state == State.PENDING:
+        _set(meeting, next_attempt_at=None)  # the meeting type's location changed since: none to make
         return NOT_NEEDED
     due = meeting.next_attempt_at is not None and meeting.next_attempt_at <= now
     fresh = first_run and meeting.attempts == 0 and meeting.next_attempt_at is not None
@@ -154,8 +155,8 @@ def _give_up(meeting: VideoMeeting, booking: Booking, reason: str, *, state: str
 
 
 def _start_create(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
-    if meeting.attempts and now >= give_up_at(booking):
-        return _give_up(meeting, booking, f"Gave up shortly before the meeting. {meeting.last_error}")
+    if now >= give_up_at(booking) and (meeting.attempts or now >= booking.start):
+        return _give_up(meeting, booking, f"Gave up shortly before the meeting. {meeting.last_error}".strip())
     connection = choose_connection(booking)
     if connection is None:
         return _give_up(meeting, booking, "No host has a video account connected.")

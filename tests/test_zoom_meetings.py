@@ -11,6 +11,7 @@ from django.core import mail
 from django.db import connection as db
 from django.db import connections
 from django.test import TestCase
+from django.urls import reverse
 from django.utils import timezone
 
 from bookings import followup
@@ -27,6 +28,7 @@ from .booking_helpers import book_via_page, iso, make_booking
 from .zoom_helpers import (
     CallRecorder,
     book_zoom_meeting,
+    browser_for,
     card_as_seen_by,
     connect_member,
     has_a_zoom_link,
@@ -707,3 +709,23 @@ def test_finding_our_meeting_reads_every_page_of_the_hosts_upcoming_meetings(han
     found = zoom_client.find_meeting(connection.access_token, video_module.marker(booking))
 
     assert found == made  # on the second page, with its passcode
+
+
+def test_an_admin_sends_again_a_meeting_that_failed_once_the_host_has_connected_zoom(hana, admin):
+    booking = book_zoom_meeting(zoom_meeting_type(hana.organization, [hana]), weekday_at(10))
+    assert video(booking).state == VideoMeeting.State.FAILED  # nobody had Zoom connected
+    connect_member(hana, HANA_ZOOM)
+    mark = len(mail.outbox)
+
+    browser = browser_for(admin)
+    page = browser.get(reverse("bookings:list")).content.decode()
+    assert "Send again" in page
+    assert browser.post(reverse("bookings:resend", args=[booking.pk])).status_code == 302
+    sweep_later(1)
+
+    meeting = video(booking)
+    assert meeting.state == VideoMeeting.State.READY
+    assert [m["id"] for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
+    for address in (CLIENT_EMAIL, hana.user.email):  # who got the link-less confirmation gets the link
+        assert only_mail_to(address, since=mark).subject.startswith("New video link")
+        assert meeting.join_url in only_mail_to(address, since=mark).body
