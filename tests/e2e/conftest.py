@@ -72,8 +72,13 @@ def new_context(browser, request):
     contexts = request.node.e2e_contexts = []
 
     def new(*, time_zone: str = "Europe/London", locale: str = "en-GB", width: int = DESKTOP["width"]):
+        # Reduced motion: a fade-in caught half way reads to axe as too little contrast, which no
+        # reader ever sees for longer than 0.2 s.
         context = browser.new_context(
-            timezone_id=time_zone, locale=locale, viewport={"width": width, "height": DESKTOP["height"]}
+            timezone_id=time_zone,
+            locale=locale,
+            viewport={"width": width, "height": DESKTOP["height"]},
+            reduced_motion="reduce",
         )
         context.set_default_timeout(15_000)
         contexts.append(context)
