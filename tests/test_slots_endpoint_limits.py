@@ -114,13 +114,16 @@ def test_a_cached_month_still_drops_times_that_came_too_close_to_book(client, ma
     meeting_type = make_meeting_type(
         organization, [host], assignment=MeetingType.Assignment.ONE_PERSON, minimum_notice_minutes=60
     )
-    get_slots(client, meeting_type, tz="UTC", month=DECEMBER)
+    with time_machine.travel(NOW.replace(hour=7, minute=59, second=50), tick=False):
+        assert (
+            get_slots(client, meeting_type, tz="UTC", month=DECEMBER).json()["days"]["2026-12-07"][0]["time"] == "09:00"
+        )
 
-    with time_machine.travel(NOW.replace(hour=8, minute=0, second=10), tick=False):
+    with time_machine.travel(NOW.replace(hour=8, minute=0, second=10), tick=False):  # 20 seconds later
         page, worked_out = reads_availability(client, meeting_type, tz="Asia/Kolkata", month=DECEMBER)
 
-    assert not worked_out
-    assert page["days"]["2026-12-07"][0] == {"start": "2026-12-07T09:30:00Z", "time": "15:00"}
+    assert not worked_out  # still the cached month…
+    assert page["days"]["2026-12-07"][0] == {"start": "2026-12-07T09:30:00Z", "time": "15:00"}  # …without 09:00
 
 
 # ---------------------------------------------------------------- limits
