@@ -37,8 +37,10 @@ from .tokens import ConnectionBroken, call_with_token
 
 logger = logging.getLogger(__name__)
 
-# Longer than any single provider call can take (connect + read timeouts, one refresh, one retry).
-STALE_CLAIM = timedelta(minutes=2)
+# Longer than any one attempt can take: up to four requests (a refresh, the call, a forced refresh
+# after a 401, the call again), each within its connect and read timeouts. A claim older than this
+# belongs to a worker that died, and no request of it can still reach the provider.
+STALE_CLAIM = timedelta(seconds=4 * (http.CONNECT_TIMEOUT + http.READ_TIMEOUT) + 3)
 State = VideoMeeting.State
 
 # Which providers can host a meeting of each location, in the order they are tried.
