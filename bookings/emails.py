@@ -213,6 +213,8 @@ def _classify(error: Exception) -> str:
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         temporary = all(400 <= code < 500 for code, _ in error.recipients.values())
         return Outcome.RETRY if temporary else Outcome.FAILED
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return Outcome.OUTAGE  # our credentials, not this email: sent once they are fixed
     if isinstance(error, smtplib.SMTPResponseException):
         return Outcome.RETRY if 400 <= error.smtp_code < 500 else Outcome.FAILED
     if isinstance(error, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError | socket.error | TimeoutError):

@@ -159,6 +159,7 @@ def test_a_crash_before_the_emails_loses_none_of_them(django_capture_on_commit_c
     [
         pytest.param(lambda: ConnectionRefusedError(111, "Connection refused"), id="refusing-connections"),
         pytest.param(lambda: smtplib.SMTPDataError(451, b"4.3.0 Try again later"), id="answering-451"),
+        pytest.param(lambda: smtplib.SMTPAuthenticationError(535, b"5.7.8 Bad credentials"), id="refusing-our-login"),
     ],
 )
 def test_a_mail_server_away_for_hours_gets_every_email_once_when_it_is_back(monkeypatch, book, trouble):
