@@ -655,6 +655,7 @@ class BookingAttempt:
     status: int
     location: str = ""
     seconds: float = 0.0
+    unavailable: int = 0  # 503 answers ("try again in a moment") before this one
 
     @property
     def booked(self) -> bool:
@@ -671,7 +672,13 @@ def book_over_http(site_url: str, meeting_type, count: int, *, label: str, skip:
     attempts, remaining = [], iter(starts)
     for n in range(count):
         for start in remaining:
-            attempt = book_once(base, start, name=f"Client {label} {n}", email=f"client-{label}-{n}@chaos.example")
+            client = {"name": f"Client {label} {n}", "email": f"client-{label}-{n}@chaos.example"}
+            attempt, unavailable = book_once(base, start, **client), 0
+            while attempt.status == 503 and unavailable < 5:  # the page asks to try again: a client does
+                time.sleep(2)
+                unavailable += 1
+                attempt = book_once(base, start, **client)
+                attempt.unavailable = unavailable
             if attempt.status != 200:  # 200: the form again ("just taken"): try the next time
                 attempts.append(attempt)
                 break
@@ -832,6 +839,9 @@ class Run:
         other = Counter(attempt.status for attempt in attempts if not attempt.booked)
         if other:
             result.notes.append("booking answers other than a confirmation: " + _counts(other))
+        unavailable = sum(attempt.unavailable for attempt in attempts)
+        if unavailable:
+            result.notes.append(f"{unavailable} booking answers were 503 'try again'; the clients did")
         try:
             wait_until(
                 lambda: observe(self.stack, meeting_type, booked).complete,
