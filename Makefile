@@ -39,7 +39,7 @@ bench: install
 	$(PY) bench/slots_bench.py
 
 # Faults injected into the whole stack (PostgreSQL, redis-server, gunicorn, Celery worker and beat, SMTP, Zoom
-# sandbox): nothing lost, nothing doubled. About 25 minutes; CHAOS_ARGS="--only smtp_451 --outage 30" for less.
+# sandbox): nothing lost, nothing doubled. About 20 minutes; CHAOS_ARGS="--only smtp_451 --outage 30" for less.
 chaos: install
 	$(PY) bench/chaos.py $(CHAOS_ARGS)
 
