@@ -35,10 +35,14 @@ class HTTPError(Exception):
 
     @property
     def provider_code(self):
-        """Zoom's numeric `code` or OAuth's `error` string, whichever the body has."""
-        if isinstance(self.body, dict):
-            return self.body.get("code", self.body.get("error"))
-        return None
+        """Zoom's numeric `code`, OAuth's `error` string, or the `code` inside an `error` object
+        (Microsoft Graph's {"error": {"code": "Forbidden", …}}), whichever the body has."""
+        if not isinstance(self.body, dict):
+            return None
+        code = self.body.get("code", self.body.get("error"))
+        if isinstance(code, dict):
+            return code.get("code")
+        return code
 
 
 class TransientHTTPError(HTTPError):

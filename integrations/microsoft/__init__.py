@@ -1,0 +1,1 @@
+"""Microsoft Teams through Microsoft Graph: the client and the VideoProvider."""
