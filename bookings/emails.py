@@ -121,7 +121,8 @@ def invitation(booking: Booking, *, kind: str, recipient: Recipient) -> Invitati
     meeting = _video(booking)
     lines = [f"{booking.meeting_type.name}: {booking.client_name} with {', '.join(h.display_name for h in hosts)}"]
     if meeting is not None:
-        lines.append(f"Join: {meeting.join_url}")
+        label = f" ({meeting.provider_label})" if meeting.provider_label else ""
+        lines.append(f"Join{label}: {meeting.join_url}")
         if meeting.passcode:
             lines.append(f"Passcode: {meeting.passcode}")
     elif _link_missing(booking):
@@ -278,9 +279,7 @@ def _failed(row: EmailDelivery, error: Exception, *, now: datetime) -> str:
         )
         return outcome
     attempts = EmailDelivery.objects.values_list("attempts", flat=True).get(pk=row.pk)
-    _record(
-        row.pk, state=State.PENDING, last_error=message[:500], next_attempt_at=now + retry_delay(attempts)
-    )
+    _record(row.pk, state=State.PENDING, last_error=message[:500], next_attempt_at=now + retry_delay(attempts))
     logger.info("booking %s: %s email to be retried (%s)", row.booking_id, row.kind, error.__class__.__name__)
     return outcome
 

@@ -5,13 +5,20 @@ from django.utils.translation import gettext_lazy as _
 from bookings.models import Booking
 from members.models import TeamMember
 
-from . import crypto
+from . import crypto, registry
+from .registry import provider_choices
 
 
 class Provider(models.TextChoices):
-    ZOOM = "zoom", _("Zoom")
-    GOOGLE = "google", _("Google Meet")
-    MICROSOFT = "microsoft", _("Microsoft Teams")
+    """The built-in providers' keys, for code that names one (the registry is what lists them)."""
+
+    ZOOM = "zoom", "Zoom"
+    GOOGLE = "google", "Google Meet"
+    MICROSOFT = "microsoft", "Microsoft Teams"
+
+
+def meeting_provider_choices() -> list[tuple[str, str]]:
+    return [*provider_choices(), (VideoMeeting.MANUAL, _("Link added by hand"))]
 
 
 class EncryptedTokens(models.Model):
@@ -48,13 +55,16 @@ class Connection(EncryptedTokens):
         BROKEN = "broken", _("Needs reconnecting")
 
     member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="connections")
-    provider = models.CharField(max_length=16, choices=Provider.choices)
+    provider = models.CharField(max_length=16, choices=provider_choices)
     external_user_id = models.CharField(max_length=128)
     external_account_id = models.CharField(max_length=128, blank=True)
     email = models.EmailField(max_length=254, blank=True)
     scopes = models.CharField(max_length=500, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # False once the provider refused to let this account host meetings (a personal Microsoft
+    # account and Teams): still connected, but the fallback chain passes it by.
+    can_host_meetings = models.BooleanField(default=True)
     last_error = models.CharField(max_length=500, blank=True)
     connected_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -70,13 +80,21 @@ class Connection(EncryptedTokens):
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
 
+    @property
+    def can_host(self) -> bool:
+        return self.is_active and self.can_host_meetings
+
+    @property
+    def provider_info(self):
+        return registry.get(self.provider)
+
 
 class PendingRevocation(EncryptedTokens):
     """Tokens of a disconnected account, kept (encrypted) only until the provider confirms the
     revocation. The connection itself is deleted at once; this row lets a background task retry
     when the provider is down."""
 
-    provider = models.CharField(max_length=16, choices=Provider.choices)
+    provider = models.CharField(max_length=16, choices=provider_choices)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -108,12 +126,13 @@ class VideoMeeting(models.Model):
     MANUAL = "manual"
 
     booking = models.OneToOneField(Booking, on_delete=models.CASCADE, related_name="video_meeting")
-    provider = models.CharField(
-        max_length=16, choices=[*Provider.choices, (MANUAL, _("Link added by hand"))], blank=True
-    )
+    provider = models.CharField(max_length=16, choices=meeting_provider_choices, blank=True)
     host = models.ForeignKey(TeamMember, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    # Zoom meeting ids are int64 and exceed 32 bits.
-    meeting_id = models.BigIntegerField(null=True, blank=True)
+    # The provider's id as text: Zoom's are int64, Google's event ids and Graph's meeting ids strings.
+    meeting_id = models.CharField(max_length=1024, null=True, blank=True)
+    # [provider, member id] pairs that failed for good (refused, broken, could not host, out of
+    # retries): the fallback chain goes on after them and never tries them again for this booking.
+    passed_over = models.JSONField(default=list, blank=True)
     external_ref = models.CharField(max_length=255, blank=True)
     join_url = models.URLField(max_length=1000, blank=True)
     passcode = models.CharField(max_length=64, blank=True)
@@ -141,6 +160,37 @@ class VideoMeeting(models.Model):
     @property
     def is_manual(self) -> bool:
         return self.provider == self.MANUAL
+
+    @property
+    def provider_name(self) -> str:
+        """What the call is called ("Google Meet"), for pages and emails."""
+        if self.is_manual or not self.provider:
+            return ""
+        try:
+            return registry.get(self.provider).meeting_name
+        except LookupError:
+            return self.provider
+
+    @property
+    def provider_label(self) -> str:
+        """The provider that hosts the call, saying so when it is not the one asked for."""
+        if self.wanted_provider_name:
+            return _("%(used)s — %(wanted)s was not available") % {
+                "used": self.provider_name,
+                "wanted": self.wanted_provider_name,
+            }
+        return self.provider_name
+
+    @property
+    def wanted_provider_name(self) -> str:
+        """The provider the meeting type asked for, when another one hosts the call instead
+        ("Google Meet — Zoom was not available"); empty when it is the one asked for."""
+        if self.is_manual or not self.provider:
+            return ""
+        wanted = registry.for_location(self.booking.meeting_type.location)
+        if wanted is None or wanted.key == self.provider:
+            return ""
+        return wanted.meeting_name
 
     @property
     def is_settled(self) -> bool:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from members.models import TeamMember
 from tsp.tasks import enqueue_after_commit
 
+from . import registry
 from .base import Account, TokenSet
 from .models import Connection, PendingRevocation
 
@@ -39,6 +40,7 @@ def save_connection(*, member: TeamMember, provider: str, tokens: TokenSet, acco
         external_user_id=account.user_id,
         external_account_id=account.account_id,
         email=account.email,
+        can_host_meetings=account.can_host_meetings,
         scopes=tokens.scope,
         expires_at=timezone.now() + timedelta(seconds=tokens.expires_in),
     )
@@ -61,6 +63,8 @@ def disconnect(*, member: TeamMember, provider: str) -> bool:
 
 def revoke_unsaved(*, provider: str, tokens: TokenSet) -> None:
     """Tokens we were given but will not keep (the connect could not finish): revoke them."""
+    if not registry.get(provider).can_revoke:
+        return
     pending = PendingRevocation(provider=provider)
     pending.access_token = tokens.access_token
     pending.refresh_token = tokens.refresh_token
@@ -69,6 +73,8 @@ def revoke_unsaved(*, provider: str, tokens: TokenSet) -> None:
 
 
 def _revoke_later(provider: str, connection: Connection) -> None:
+    if not registry.get(provider).can_revoke:
+        return  # nothing to call (Microsoft): deleting our tokens is all there is; the card says the rest
     pending = PendingRevocation(provider=provider)
     pending.access_token_encrypted = connection.access_token_encrypted
     pending.refresh_token_encrypted = connection.refresh_token_encrypted

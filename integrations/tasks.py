@@ -6,9 +6,8 @@ from django.utils import timezone
 
 from tsp.tasks import backoff_seconds
 
-from . import http
+from . import http, registry
 from .models import PendingRevocation
-from .providers import client_for
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +20,9 @@ def revoke_tokens(self, pending_id: int) -> None:
     pending = PendingRevocation.objects.filter(pk=pending_id).first()
     if pending is None:
         return
-    client = client_for(pending.provider)
+    provider = registry.get(pending.provider)
     try:
-        client.revoke(pending.access_token)
+        provider.revoke(access_token=pending.access_token, refresh_token=pending.refresh_token)
     except http.TransientHTTPError as error:
         pending.attempts += 1
         pending.last_error = str(error)[:500]
@@ -33,17 +32,18 @@ def revoke_tokens(self, pending_id: int) -> None:
         logger.warning("revocation %s: provider unreachable, giving up; tokens deleted anyway", pending_id)
     except http.PermanentHTTPError as error:
         logger.info("revocation %s: provider refused the access token (HTTP %s)", pending_id, error.status)
-        _revoke_through_refresh(client, pending)
+        _revoke_through_refresh(provider, pending)
     pending.delete()
 
 
-def _revoke_through_refresh(client, pending: PendingRevocation) -> None:
+def _revoke_through_refresh(provider, pending: PendingRevocation) -> None:
     """The access token expired while the provider was down; the refresh token may still be
     good, and with it the authorization: trade it for a fresh access token and revoke that."""
     if not pending.refresh_token:
         return
     try:
-        client.revoke(client.refresh(pending.refresh_token).access_token)
+        fresh = provider.refresh(pending.refresh_token)
+        provider.revoke(access_token=fresh.access_token, refresh_token=fresh.refresh_token or pending.refresh_token)
     except http.HTTPError as error:
         logger.info(
             "revocation %s: refresh token refused too (HTTP %s): nothing left to revoke", pending.pk, error.status

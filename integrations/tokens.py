@@ -1,6 +1,6 @@
 """Access tokens that are always fresh, even with many workers and rotating refresh tokens.
 
-Zoom's refresh tokens rotate: each refresh spends the old one. Two workers refreshing at once
+Zoom's and Microsoft's refresh tokens rotate: each refresh spends the old one. Two workers refreshing at once
 would leave one of them holding a spent token and the connection broken. So a refresh happens
 only under a row lock on the connection, after re-reading it, and the new pair is stored in the
 same transaction: the second worker waits, re-reads, and finds a fresh access token.
@@ -13,9 +13,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import http
+from . import http, registry
 from .models import Connection
-from .providers import client_for
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +40,10 @@ def access_token(connection_id: int, *, stale_token: str | None = None) -> str:
         if stale_token is None and fresh:
             return current
         try:
-            tokens = client_for(connection.provider).refresh(connection.refresh_token)
+            provider = registry.get(connection.provider)
+            tokens = provider.refresh(connection.refresh_token)
         except http.PermanentHTTPError as error:
-            if error.status in (400, 401) and error.provider_code in ("invalid_grant", "invalid_request", None):
+            if provider.is_broken_grant(error):
                 broken_reason = "The provider no longer accepts this connection (it was revoked or expired)."
             else:
                 raise

@@ -1,13 +1,17 @@
-from django.urls import path
+from django.urls import include, path
 
-from .zoom import views as zoom
+from . import registry, views
 
 app_name = "integrations"
 
 urlpatterns = [
-    path("integrations/zoom/connect/", zoom.connect, name="zoom_connect"),
-    path("integrations/zoom/callback/", zoom.callback, name="zoom_callback"),
-    path("integrations/zoom/disconnect/", zoom.disconnect, name="zoom_disconnect"),
-    path("integrations/zoom/disconnect/confirm/", zoom.disconnect_confirm, name="zoom_disconnect_confirm"),
-    path("integrations/zoom/webhook/", zoom.zoom_webhook, name="zoom_webhook"),
+    path("integrations/<slug:provider>/connect/", views.connect, name="connect"),
+    path("integrations/<slug:provider>/callback/", views.callback, name="callback"),
+    path("integrations/<slug:provider>/disconnect/", views.disconnect, name="disconnect"),
+    path("integrations/<slug:provider>/disconnect/confirm/", views.disconnect_confirm, name="disconnect_confirm"),
 ]
+
+# What a provider needs beyond those (Zoom's deauthorization webhook), under its own prefix.
+for _provider in registry.all_providers():
+    if _provider.extra_urls():
+        urlpatterns.append(path(f"integrations/{_provider.key}/", include(_provider.extra_urls())))

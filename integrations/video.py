@@ -1,5 +1,11 @@
 """The video meeting of a booking: created once, moved with it, deleted when it is cancelled.
 
+Which account hosts the call is the fallback chain (`choose_connection`): the provider the meeting
+type's location names, then the other video providers in registry order (Zoom, Google Meet,
+Microsoft Teams); within each, the hosts in host order. A provider that fails for good on a host
+(refused, broken, an account that can't host, out of retries) is passed over and the next one
+tried at once; the booking records which provider and whose account hosts the call.
+
 At most one meeting per booking. Zoom has no idempotency key, so the guarantee comes from our
 database: the VideoMeeting row is claimed (PENDING → CREATING) with a conditional UPDATE before
 the provider is called, and only the task whose UPDATE changed the row makes the call. A second
@@ -11,7 +17,8 @@ the booking's UID at the start of its agenda, and once the claim is older than a
 take, the host's upcoming meetings are listed; the one found is adopted, and only if there is
 none is the meeting created. A connection error (nothing sent), a 5xx or a 429 (Zoom answered
 "no") is retried with backoff until shortly before the meeting starts; then, or at once on a
-permanent refusal, the booking stays confirmed without a link and the host is told.
+permanent refusal, the chain goes on; when nothing is left the booking stays confirmed without a
+link and the host is told.
 
 Each entry point is one step of bookings.followup: it runs when the row is due
 (`next_attempt_at`) and leaves the row either settled or due again later.
@@ -27,12 +34,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from bookings.models import Booking
-from meetingtypes.models import MeetingType
 
-from . import http
-from .base import CreatedMeeting, MeetingRequest, ProviderResponseError
-from .models import Connection, Provider, VideoMeeting
-from .providers import client_for
+from . import http, registry
+from .base import CannotHostMeetings, CreatedMeeting, MeetingRequest, ProviderResponseError, VideoProvider
+from .models import Connection, VideoMeeting
 from .tokens import ConnectionBroken, call_with_token
 
 logger = logging.getLogger(__name__)
@@ -42,11 +47,6 @@ logger = logging.getLogger(__name__)
 # belongs to a worker that died, and no request of it can still reach the provider.
 STALE_CLAIM = timedelta(seconds=4 * (http.CONNECT_TIMEOUT + http.READ_TIMEOUT) + 3)
 State = VideoMeeting.State
-
-# Which providers can host a meeting of each location, in the order they are tried.
-PROVIDERS_FOR_LOCATION = {
-    MeetingType.Location.ZOOM: [Provider.ZOOM],
-}
 
 
 @dataclass(frozen=True)
@@ -65,19 +65,33 @@ def marker(booking: Booking) -> str:
     return f"Booking {booking.uid}"
 
 
-def choose_connection(booking: Booking) -> Connection | None:
-    """The first host (in host order) with a working account of a provider the location allows."""
-    providers = PROVIDERS_FOR_LOCATION.get(booking.meeting_type.location, [])
+def providers_for(location: str) -> list[VideoProvider]:
+    """The providers that may host a meeting of `location`, in the order they are tried: the one
+    the location names, then the others in registry order (Zoom, Google Meet, Microsoft Teams).
+    Only providers members can connect on this site."""
+    wanted = registry.for_location(location)
+    if wanted is None:
+        return []  # phone, in person, a custom link: no video meeting to make
+    offered = registry.offered()
+    return sorted(offered, key=lambda provider: provider.key != wanted.key)
+
+
+def choose_connection(booking: Booking, passed_over=()) -> Connection | None:
+    """The fallback chain: for each provider in order, the first host (in host order) with a
+    working account of it that may host meetings, leaving out [provider, member id] pairs that
+    already failed for good on this booking."""
+    providers = [provider.key for provider in providers_for(booking.meeting_type.location)]
     hosts = [member.pk for member in booking.hosts_in_order()]
+    skip = {(provider, member_id) for provider, member_id in passed_over}
     connections = {
         (c.member_id, c.provider): c
         for c in Connection.objects.filter(
-            member_id__in=hosts, provider__in=providers, status=Connection.Status.ACTIVE
+            member_id__in=hosts, provider__in=providers, status=Connection.Status.ACTIVE, can_host_meetings=True
         ).select_related("member")
     }
     for provider in providers:
         for member_id in hosts:
-            if (member_id, provider) in connections:
+            if (member_id, provider) in connections and (provider, member_id) not in skip:
                 return connections[(member_id, provider)]
     return None
 
@@ -95,6 +109,7 @@ def meeting_request(booking: Booking, host_time_zone: str) -> MeetingRequest:
         time_zone=host_time_zone,
         agenda=agenda,
         request_id=f"{booking.uid}-{booking.sequence}",
+        marker=marker(booking),
     )
 
 
@@ -159,9 +174,10 @@ def _give_up(meeting: VideoMeeting, booking: Booking, reason: str, *, state: str
 def _start_create(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
     if now >= give_up_at(booking) and (meeting.attempts or now >= booking.start):
         return _give_up(meeting, booking, f"Gave up shortly before the meeting. {meeting.last_error}".strip())
-    connection = choose_connection(booking)
+    connection = choose_connection(booking, meeting.passed_over)
     if connection is None:
-        return _give_up(meeting, booking, "No host has a video account connected.")
+        reason = meeting.last_error if meeting.passed_over else "No host has a video account connected."
+        return _give_up(meeting, booking, reason or "No host has a video account connected.")
     claimed = VideoMeeting.objects.filter(pk=meeting.pk, state=State.PENDING).update(
         state=State.CREATING,
         claimed_at=now,
@@ -179,13 +195,13 @@ def _start_create(meeting: VideoMeeting, booking: Booking, now: datetime) -> Out
 
 
 def _create(meeting: VideoMeeting, booking: Booking, connection: Connection, now: datetime) -> Outcome:
-    client = client_for(connection.provider)
+    provider = registry.get(connection.provider)
     request = meeting_request(booking, connection.member.time_zone)
     create_errors = []
 
     def create(token: str):
         try:
-            return client.create_meeting(token, request)
+            return provider.create_meeting(token, request)
         except http.TransientHTTPError as error:
             create_errors.append(error)
             raise
@@ -206,9 +222,31 @@ def _create(meeting: VideoMeeting, booking: Booking, connection: Connection, now
             next_attempt_at=meeting.claimed_at + STALE_CLAIM,
         )
         return Outcome(State.UNKNOWN, meeting.last_error)
+    except CannotHostMeetings as error:
+        Connection.objects.filter(pk=connection.pk).update(can_host_meetings=False, updated_at=timezone.now())
+        return _pass_over(meeting, booking, now, f"{provider.meeting_name}: this account can't host meetings ({error})")
     except (http.PermanentHTTPError, ProviderResponseError, ConnectionBroken) as error:
-        return _give_up(meeting, booking, f"{connection.get_provider_display()}: {error}")
+        return _pass_over(meeting, booking, now, f"{provider.meeting_name}: {error}")
     return _ready(meeting, booking, created)
+
+
+def _pass_over(meeting: VideoMeeting, booking: Booking, now: datetime, reason: str) -> Outcome:
+    """The provider failed for good on this host (refused, broken, can't host, out of retries):
+    go on down the chain at once; give up only when nothing is left."""
+    passed_over = [*meeting.passed_over, [meeting.provider, meeting.host_id]]
+    logger.info("booking %s: %s failed for good, trying the next video provider", booking.pk, meeting.provider)
+    _set(
+        meeting,
+        state=State.PENDING,
+        passed_over=passed_over,
+        last_error=reason[:500],
+        attempts=0,
+        claimed_at=None,
+        next_attempt_at=now,
+    )
+    if choose_connection(booking, passed_over) is None:
+        return _give_up(meeting, booking, reason)
+    return _start_create(meeting, booking, now)
 
 
 def _later(meeting: VideoMeeting, booking: Booking, now: datetime, error: http.TransientHTTPError) -> Outcome:
@@ -216,7 +254,8 @@ def _later(meeting: VideoMeeting, booking: Booking, now: datetime, error: http.T
     honoured), unless the meeting is too close for that."""
     retry_at = _retry_at(meeting, now, error.retry_after)
     if retry_at >= give_up_at(booking):
-        return _give_up(meeting, booking, f"Gave up shortly before the meeting. {error}")
+        provider_name = registry.get(meeting.provider).meeting_name
+        return _pass_over(meeting, booking, now, f"{provider_name}: still failing shortly before the meeting. {error}")
     _set(meeting, state=State.PENDING, last_error=str(error)[:500], next_attempt_at=retry_at)
     outage = error.status is None or error.status >= 500
     return Outcome(State.PENDING, meeting.last_error, outage=outage)
@@ -248,9 +287,11 @@ def _ready(meeting: VideoMeeting, booking: Booking, created: CreatedMeeting) -> 
 def _resolve(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
     """A create whose outcome is unknown: find the meeting it may have made, adopt it, or (none
     there) make it now. The row is claimed again meanwhile, like a create."""
-    connection = Connection.objects.filter(
-        member_id=meeting.host_id, provider=meeting.provider, status=Connection.Status.ACTIVE
-    ).select_related("member").first()
+    connection = (
+        Connection.objects.filter(member_id=meeting.host_id, provider=meeting.provider, status=Connection.Status.ACTIVE)
+        .select_related("member")
+        .first()
+    )
     if connection is None:
         return _give_up(
             meeting, booking, "The host's video account was disconnected while the meeting was being created.",
@@ -268,9 +309,10 @@ def _resolve(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
     if claimed != 1:
         return Outcome(State.CREATING)
     meeting.refresh_from_db()
-    client = client_for(connection.provider)
+    provider = registry.get(connection.provider)
+    request = meeting_request(booking, connection.member.time_zone)
     try:
-        found = call_with_token(connection.pk, lambda token: client.find_meeting(token, marker(booking)))
+        found = call_with_token(connection.pk, lambda token: provider.find_meeting(token, request))
     except http.TransientHTTPError as error:
         retry_at = _retry_at(meeting, now, error.retry_after)
         if retry_at >= give_up_at(booking) and not booking.is_cancelled:
@@ -342,9 +384,9 @@ def _delete_remote(meeting: VideoMeeting) -> bool:
     connection = _host_connection(meeting)
     if connection is None or meeting.meeting_id is None:
         return False
-    client = client_for(meeting.provider)
+    provider = registry.get(meeting.provider)
     try:
-        call_with_token(connection.pk, lambda token: client.delete_meeting(token, meeting.meeting_id))
+        call_with_token(connection.pk, lambda token: provider.delete_meeting(token, meeting.meeting_id))
     except http.TransientHTTPError as error:
         raise _ProviderBusy(error) from error
     except (http.PermanentHTTPError, ConnectionBroken) as error:
@@ -370,10 +412,15 @@ def _move(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
             locked = VideoMeeting.objects.select_for_update().get(pk=meeting.pk)
             if locked.state != State.READY or not locked.needs_sync:
                 return Outcome(locked.state)
-            wanted = choose_connection(booking)
-            moved = False
-            if wanted is not None and wanted.member_id == meeting.host_id and wanted.provider == meeting.provider:
-                moved = _patch(meeting, booking, wanted)
+            # The same account still serves the booking (its host is still a host of it): move that
+            # meeting, so the link stays, even if the chain would now start elsewhere.
+            current = _host_connection(meeting)
+            still_host = (
+                current is not None
+                and current.can_host_meetings
+                and any(member.pk == current.member_id for member in booking.hosts_in_order())
+            )
+            moved = _patch(meeting, booking, current) if still_host else False
             if moved:
                 _set(meeting, needs_sync=False, next_attempt_at=None, last_error="")
                 return Outcome(State.READY)
@@ -387,6 +434,7 @@ def _move(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
                 passcode="",
                 needs_sync=False,
                 attempts=0,
+                passed_over=[],  # a new time, a new try down the whole chain
             )
     except _ProviderBusy as busy:
         return _busy(meeting, now, busy.error)
@@ -394,10 +442,10 @@ def _move(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
 
 
 def _patch(meeting: VideoMeeting, booking: Booking, connection: Connection) -> bool:
-    client = client_for(connection.provider)
+    provider = registry.get(connection.provider)
     request = meeting_request(booking, connection.member.time_zone)
     try:
-        call_with_token(connection.pk, lambda token: client.update_meeting(token, meeting.meeting_id, request))
+        call_with_token(connection.pk, lambda token: provider.update_meeting(token, meeting.meeting_id, request))
     except http.TransientHTTPError as error:
         raise _ProviderBusy(error) from error
     except (http.PermanentHTTPError, ConnectionBroken) as error:

@@ -53,12 +53,22 @@ class TeamMember(models.Model):
     def is_admin(self) -> bool:
         return self.role == self.Role.ADMIN
 
+    def connection_for(self, provider: str):
+        """The member's connection to `provider`, from the page's prefetch when it made one."""
+        if hasattr(self, "connection_list"):
+            return next((connection for connection in self.connection_list if connection.provider == provider), None)
+        return self.connections.filter(provider=provider).first()
+
     @property
-    def zoom_connection(self):
-        """The member's Zoom connection, from a prefetch when the page made one."""
-        if hasattr(self, "zoom_list"):
-            return self.zoom_list[0] if self.zoom_list else None
-        return self.connections.filter(provider="zoom").first()
+    def video_accounts(self) -> list:
+        """[(provider, connection or None)] for every provider members can connect here, in chain order."""
+        from integrations import registry
+
+        return [(provider, self.connection_for(provider.key)) for provider in registry.offered()]
+
+    @property
+    def has_video_account(self) -> bool:
+        return any(connection is not None and connection.can_host for _, connection in self.video_accounts)
 
 
 def hash_invitation_token(token: str) -> str:

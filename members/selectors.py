@@ -1,15 +1,16 @@
 from django.db.models import Prefetch
 
 from accounts.models import Organization
-from integrations.models import Connection, Provider
+from integrations.models import Connection
 
 from .models import DateOverride, TeamMember, WorkingHours
 
 
 def members_for_viewer(*, organization: Organization, viewer: TeamMember):
-    """Cards on the Team Members page: admins also see deactivated members. One query."""
-    zoom = Prefetch("connections", queryset=Connection.objects.filter(provider=Provider.ZOOM), to_attr="zoom_list")
-    members = TeamMember.objects.filter(organization=organization).select_related("user").prefetch_related(zoom)
+    """Cards on the Team Members page (with every video connection): admins also see deactivated
+    members. Two queries."""
+    connections = Prefetch("connections", queryset=Connection.objects.order_by("pk"), to_attr="connection_list")
+    members = TeamMember.objects.filter(organization=organization).select_related("user").prefetch_related(connections)
     if not viewer.is_admin:
         members = members.filter(is_active=True)
     return members.order_by("-is_active", "display_name", "id")

@@ -11,7 +11,7 @@ Every named URL must appear in MATRIX or in PUBLIC (checked by test_every_url_is
 so a new view without a permission decision fails the suite.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import pytest
@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from bookings.models import Booking, BookingHost
+from integrations import registry
 from integrations.models import VideoMeeting
 from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import DateOverride, WorkingHours
@@ -36,6 +37,9 @@ class Row:
     expected: dict[str, int | str]
     args: tuple = ()
     data: dict = field(default_factory=dict)
+
+    def __or__(self, changes: dict) -> "Row":
+        return replace(self, **changes)
 
 
 def _about_target(name: str, method: str, admin_status: int, *, owner_status: int = 403, args=("target",), data=None):
@@ -72,6 +76,21 @@ MEETING_TYPE_DATA = {
     "booking_window_days": 30,
 }
 
+
+def provider_rows(provider) -> list[Row]:
+    """The URLs every video provider gets. Connect and disconnect act on the viewer's own card
+    only: no URL names another member."""
+    key = (provider.key,)
+    return [
+        _everyone_signed_in("integrations:connect", "post", 302) | {"args": key},
+        _everyone_signed_in("integrations:disconnect", "post", 302) | {"args": key},
+        # The confirmation before disconnecting; with nothing connected it sends the viewer back to their card.
+        _everyone_signed_in("integrations:disconnect_confirm", "get", 302) | {"args": key},
+        # Without a state from a flow this session started, the callback refuses and stores nothing.
+        _everyone_signed_in("integrations:callback", "get", 403) | {"args": key},
+    ]
+
+
 MATRIX: list[Row] = [
     _everyone_signed_in("members:list", "get", 200),
     Row("members:create", "get", {"anonymous": LOGIN, "outsider": 200, "owner": 403, "other": 403, "admin": 200}),
@@ -99,12 +118,6 @@ MATRIX: list[Row] = [
     _about_target("meetingtypes:toggle", "post", 302, args=("meeting_type",)),
     _about_target("meetingtypes:host_up", "post", 302, args=("meeting_type", "target")),
     _everyone_signed_in("bookings:list", "get", 200),
-    # Hosts and admins cancel from the dashboard; other members don't even see the booking.
-    # Connect and disconnect act on the viewer's own card only: no URL names another member.
-    _everyone_signed_in("integrations:zoom_connect", "post", 302),
-    _everyone_signed_in("integrations:zoom_disconnect", "post", 302),
-    # The confirmation step before disconnecting; with nothing connected it sends the viewer back to their card.
-    _everyone_signed_in("integrations:zoom_disconnect_confirm", "get", 302),
     # An outsider is an admin too: of their own organization, which is the only one the page shows.
     Row(
         "organization:settings",
@@ -117,8 +130,6 @@ MATRIX: list[Row] = [
         {"anonymous": LOGIN, "outsider": 302, "owner": 403, "other": 403, "admin": 302},
         data={"name": "Renamed", "accent_color": "#1d4ed8"},
     ),
-    # Without a state from a flow this session started, the callback refuses and stores nothing.
-    _everyone_signed_in("integrations:zoom_callback", "get", 403),
     Row(
         "bookings:staff_cancel",
         "post",
@@ -148,6 +159,8 @@ MATRIX: list[Row] = [
     ),
 ]
 
+MATRIX += [row for provider in registry.all_providers() for row in provider_rows(provider)]
+
 # Reachable by everyone, by design: health, redirects, and the client's pages, which are guarded
 # by unguessable links (tested in test_invitations and test_booking_flow).
 PUBLIC = {
@@ -167,6 +180,8 @@ PUBLIC = {
     "bookings:calendar_file",
     "integrations:zoom_webhook",  # signed by Zoom (tests/test_zoom_integration.py)
     "help:zoom",
+    "help:google",
+    "help:microsoft",
     "help:support",
     "favicon",
     "organization:logo",  # a current logo by its random name, shown on public booking pages (test_branding)
@@ -181,7 +196,7 @@ def _all_url_names() -> set[str]:
             if isinstance(pattern, URLResolver):
                 if pattern.app_name and pattern.app_name.startswith(("account", "allauth")):
                     continue  # django-allauth's own views: login, logout, reset, confirmation
-                if pattern.app_name in ("zoom_sandbox", "outbox"):
+                if pattern.app_name in ("zoom_sandbox", "google_sandbox", "microsoft_sandbox", "outbox"):
                     continue  # development only: the fake Zoom and the email outbox (tested on their own)
                 ns = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
                 walk(pattern.url_patterns, ns)
@@ -263,8 +278,12 @@ def _snapshot(objects) -> tuple:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("row", MATRIX, ids=lambda row: f"{row.method}-{row.name}")
+@pytest.mark.parametrize("row", MATRIX, ids=lambda row: f"{row.method}-{row.name}-{'-'.join(map(str, row.args))}")
 def test_permission_matrix(row: Row, role: str, people, objects):
+    check_row(row, role, people, objects)
+
+
+def check_row(row: Row, role: str, people, objects):
     client = Client()
     if people[role] is not None:
         client.force_login(people[role].user)

@@ -86,7 +86,7 @@ def test_connect_sends_the_member_to_zoom_with_exactly_the_registered_request(ma
 
 
 def test_connect_is_a_post_only_action(maya):
-    assert browser_for(maya).get(reverse("integrations:zoom_connect")).status_code == 405
+    assert browser_for(maya).get(reverse("integrations:connect", kwargs={"provider": "zoom"})).status_code == 405
     assert not zoom_rows().exists()
 
 
@@ -117,8 +117,8 @@ def test_other_members_see_zoom_connected_on_that_card_but_no_buttons(maya, osca
         card = card_as_seen_by(viewer, maya)
         assert "Zoom connected" in card
         assert "Disconnect Zoom" not in card and "Connect Zoom" not in card
-        assert reverse("integrations:zoom_disconnect") not in card
-        assert reverse("integrations:zoom_connect") not in card
+        assert reverse("integrations:disconnect", kwargs={"provider": "zoom"}) not in card
+        assert reverse("integrations:connect", kwargs={"provider": "zoom"}) not in card
     # …while Oscar's own card offers him his own button.
     assert "Connect Zoom" in card_as_seen_by(oscar, oscar)
 
@@ -162,7 +162,7 @@ def test_deny_brings_the_member_back_with_a_clear_message_and_nothing_stored(may
 def _callback_with(callback_url: str, **changes) -> str:
     """Our callback path with Zoom's query, some parameters changed (None: left out)."""
     query = {key: value for key, value in {**query_of(callback_url), **changes}.items() if value is not None}
-    return reverse("integrations:zoom_callback") + "?" + urlencode(query)
+    return reverse("integrations:callback", kwargs={"provider": "zoom"}) + "?" + urlencode(query)
 
 
 @pytest.mark.parametrize(
@@ -322,9 +322,9 @@ def test_connecting_a_different_zoom_account_replaces_the_first(maya):
 # --- Only one's own card -----------------------------------------------------------------------
 
 
-def test_no_zoom_url_names_a_member():
+def test_no_integration_url_names_a_member():
     for pattern in integration_urls.urlpatterns:
-        assert not pattern.pattern.converters, f"{pattern.pattern} takes parameters"
+        assert set(pattern.pattern.converters) <= {"provider"}, f"{pattern.pattern} takes parameters"
 
 
 def test_naming_another_member_when_connecting_connects_only_ones_own_card(maya, oscar):
@@ -343,7 +343,8 @@ def test_naming_another_member_when_disconnecting_disconnects_only_ones_own_card
     connect_zoom(maya_browser, maya, MAYA_ZOOM)
 
     response = maya_browser.post(
-        reverse("integrations:zoom_disconnect"), {"member_id": oscar.pk, "member": oscar.pk, "pk": oscar.pk}
+        reverse("integrations:disconnect", kwargs={"provider": "zoom"}),
+        {"member_id": oscar.pk, "member": oscar.pk, "pk": oscar.pk},
     )
 
     assert response.status_code == 302
@@ -364,7 +365,9 @@ def test_a_callback_link_cannot_be_bent_to_another_member(maya, oscar):
 def test_signed_out_visitors_cannot_start_or_finish_a_connection(client, maya):
     callback_url = consent(start_connect(browser_for(maya)), email=MAYA_ZOOM)
 
-    assert client.post(reverse("integrations:zoom_connect")).status_code == 302  # to the login page
+    assert (
+        client.post(reverse("integrations:connect", kwargs={"provider": "zoom"})).status_code == 302
+    )  # to the login page
     response = client.get(local_path(callback_url))
     assert response.status_code == 302 and "login" in response["Location"]
     assert not zoom_rows().exists()

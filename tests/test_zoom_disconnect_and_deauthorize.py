@@ -47,7 +47,7 @@ def oscar(make_member, organization):
 
 def press_disconnect(browser):
     token = csrf_token_on_team_members(browser)
-    return browser.post(reverse("integrations:zoom_disconnect"), {"csrfmiddlewaretoken": token})
+    return browser.post(reverse("integrations:disconnect", kwargs={"provider": "zoom"}), {"csrfmiddlewaretoken": token})
 
 
 # --- Disconnect Zoom inside the app ------------------------------------------------------------
@@ -56,7 +56,7 @@ def press_disconnect(browser):
 def test_disconnect_on_the_card_asks_first_and_asking_changes_nothing(maya):
     browser = browser_for(maya, enforce_csrf_checks=True)
     connect_zoom(browser, maya, MAYA_ZOOM)
-    confirm_url = reverse("integrations:zoom_disconnect_confirm")
+    confirm_url = reverse("integrations:disconnect_confirm", kwargs={"provider": "zoom"})
     assert f'href="{confirm_url}"' in card_as_seen_by(maya, maya)
 
     question = browser.get(confirm_url)
@@ -65,7 +65,9 @@ def test_disconnect_on_the_card_asks_first_and_asking_changes_nothing(maya):
     page = question.content.decode()
     assert "Disconnect Zoom from your account?" in page and MAYA_ZOOM in page
     assert "Meetings already created stay on your Zoom account." in page
-    assert f'action="{reverse("integrations:zoom_disconnect")}"' in page  # the button that does it
+    assert (
+        f'action="{reverse("integrations:disconnect", kwargs={"provider": "zoom"})}"' in page
+    )  # the button that does it
     assert Connection.objects.filter(member=maya, provider=Provider.ZOOM).exists()
 
     press_disconnect(browser)
@@ -78,7 +80,7 @@ def test_disconnect_without_the_csrf_token_is_refused(maya):
     browser = browser_for(maya, enforce_csrf_checks=True)
     connection = connect_zoom(browser, maya, MAYA_ZOOM)
 
-    response = browser.post(reverse("integrations:zoom_disconnect"))
+    response = browser.post(reverse("integrations:disconnect", kwargs={"provider": "zoom"}))
 
     assert response.status_code == 403
     assert Connection.objects.filter(member=maya, provider=Provider.ZOOM).exists()

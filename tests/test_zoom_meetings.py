@@ -114,8 +114,8 @@ def test_a_client_books_through_the_public_form_and_gets_a_meeting_on_the_hosts_
     meeting = video(booking)
     assert meeting.state == VideoMeeting.State.READY
     assert meeting.host == hana and meeting.provider == "zoom"
-    assert meeting.meeting_id > 2**32  # Zoom ids are int64: stored and read back whole
-    in_zoom = zoom.get_meeting(meeting.meeting_id)
+    assert int(meeting.meeting_id) > 2**32  # Zoom ids are int64: stored and read back whole
+    in_zoom = zoom.get_meeting(int(meeting.meeting_id))
     assert in_zoom["host_email"] == HANA_ZOOM
     assert in_zoom["type"] == 2 and in_zoom["status"] == "waiting"
     assert in_zoom["topic"] == "Strategy session with Casey Client"
@@ -134,8 +134,9 @@ def test_a_client_books_through_the_public_form_and_gets_a_meeting_on_the_hosts_
         assert meeting.join_url in body and meeting.passcode in body
 
 
-def test_the_meeting_id_column_holds_64_bit_ids():
-    assert VideoMeeting._meta.get_field("meeting_id").get_internal_type() == "BigIntegerField"
+def test_the_meeting_id_column_holds_64_bit_ids_as_text():
+    # Zoom's ids are int64; Google's event ids and Graph's meeting ids are strings.
+    assert VideoMeeting._meta.get_field("meeting_id").get_internal_type() == "CharField"
 
 
 def test_round_robin_the_assigned_hosts_zoom_hosts_each_call(hana, ivo):
@@ -152,7 +153,7 @@ def test_round_robin_the_assigned_hosts_zoom_hosts_each_call(hana, ivo):
         host = assigned_host(booking)
         meeting = video(booking)
         assert meeting.host == host
-        assert zoom.get_meeting(meeting.meeting_id)["host_email"] == zoom_email[host.pk]
+        assert zoom.get_meeting(int(meeting.meeting_id))["host_email"] == zoom_email[host.pk]
         assert meeting.join_url in only_mail_to(host.user.email).body
 
 
@@ -168,7 +169,7 @@ def test_collective_the_first_host_in_order_with_zoom_connected_hosts_the_call(h
     assert sorted(booking.host_rows.values_list("member_id", flat=True)) == sorted([hana.pk, ivo.pk, jun.pk])
     meeting = video(booking)
     assert meeting.host == ivo  # Hana comes first but has no Zoom: the second host's account is used
-    assert zoom.get_meeting(meeting.meeting_id)["host_email"] == IVO_ZOOM
+    assert zoom.get_meeting(int(meeting.meeting_id))["host_email"] == IVO_ZOOM
     assert sandbox_meetings(JUN_ZOOM) == []
     for address in (CLIENT_EMAIL, hana.user.email, ivo.user.email, jun.user.email):
         assert meeting.join_url in only_mail_to(address).body
@@ -184,7 +185,7 @@ def test_collective_host_order_not_join_order_decides(make_member, organization)
 
     booking = book_zoom_meeting(meeting_type, weekday_at(10))
 
-    assert zoom.get_meeting(video(booking).meeting_id)["host_email"] == "amy.zoom@zoom-account.example"
+    assert zoom.get_meeting(int(video(booking).meeting_id))["host_email"] == "amy.zoom@zoom-account.example"
 
 
 def test_no_host_with_zoom_the_booking_stays_confirmed_and_the_host_is_told(hana, ivo):
@@ -209,7 +210,7 @@ def test_after_the_host_connects_zoom_a_reschedule_brings_the_missing_link(hana)
 
     meeting = video(booking)
     assert meeting.state == VideoMeeting.State.READY
-    assert zoom.get_meeting(meeting.meeting_id)["start_time"] == iso(weekday_at(12))
+    assert zoom.get_meeting(int(meeting.meeting_id))["start_time"] == iso(weekday_at(12))
     assert meeting.join_url in only_mail_to(CLIENT_EMAIL, since=mark).body
 
 
@@ -378,7 +379,7 @@ def test_rate_limited_creation_waits_as_zoom_asks_and_makes_exactly_one_meeting(
 
     meeting = video(booking)
     assert meeting.state == VideoMeeting.State.READY and meeting.attempts == 3 and creates.count == 3
-    assert [m["id"] for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
+    assert [str(m["id"]) for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
     assert meeting.join_url in only_mail_to(CLIENT_EMAIL).body  # one email, sent once the link existed
 
 
@@ -417,7 +418,7 @@ def test_zoom_down_for_an_hour_gets_the_meeting_made_when_it_is_back_and_the_lin
 
     meeting = video(booking)
     assert meeting.state == VideoMeeting.State.READY
-    assert [m["id"] for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
+    assert [str(m["id"]) for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
     booking.refresh_from_db()
     assert booking.sequence == 1  # calendars update the event with the link
     for address in (CLIENT_EMAIL, hana.user.email):
@@ -455,7 +456,7 @@ def test_running_the_task_again_after_success_makes_no_second_meeting(hana, monk
     sweep_later(600)
 
     assert creates.count == 0
-    assert [m["id"] for m in sandbox_meetings()] == [first.meeting_id]
+    assert [str(m["id"]) for m in sandbox_meetings()] == [first.meeting_id]
     again = video(booking)
     assert (again.state, again.meeting_id, again.join_url) == (
         VideoMeeting.State.READY,
@@ -495,12 +496,12 @@ def test_after_a_worker_died_mid_create_zoom_is_asked_and_there_is_one_meeting(h
 
     meeting = video(booking)
     assert meeting.state == VideoMeeting.State.READY
-    assert [m["id"] for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
+    assert [str(m["id"]) for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
     if made_at_zoom:
         assert creates.count == 0 and meeting.meeting_id == made_id  # adopted, not made again
     else:
         assert creates.count == 1  # none there: made now
-    assert zoom.get_meeting(meeting.meeting_id)["join_url"] == meeting.join_url
+    assert zoom.get_meeting(int(meeting.meeting_id))["join_url"] == meeting.join_url
     assert meeting.join_url in only_mail_to(CLIENT_EMAIL).body
     assert not says_action_needed(mails_to(hana.user.email))
 
@@ -528,7 +529,10 @@ def test_a_duplicate_run_while_another_worker_creates_the_meeting_waits_for_it(h
     assert mail.outbox == []  # no link-less emails meanwhile (each email goes out only once)
     # The other worker gets its meeting; the next run sends the emails, with the link.
     VideoMeeting.objects.filter(booking=booking).update(
-        state=VideoMeeting.State.READY, meeting_id=2**33, join_url=zoom.MEETING_HOST + "/j/8589934592", passcode="1"
+        state=VideoMeeting.State.READY,
+        meeting_id=str(2**33),
+        join_url=zoom.MEETING_HOST + "/j/8589934592",
+        passcode="1",
     )
     booking_tasks.booking_changed.apply(args=[booking.pk])
     assert creates.count == 0
@@ -556,7 +560,7 @@ def test_a_read_timeout_after_sending_is_settled_by_asking_zoom_and_never_makes_
     meeting = video(booking)
     assert creates.count == 1
     assert meeting.state == VideoMeeting.State.READY
-    assert [m["id"] for m in sandbox_meetings()] == [meeting.meeting_id]  # the one Zoom made, adopted
+    assert [str(m["id"]) for m in sandbox_meetings()] == [meeting.meeting_id]  # the one Zoom made, adopted
     assert meeting.join_url in only_mail_to(CLIENT_EMAIL).body
     assert not says_action_needed(mails_to(hana.user.email))
 
@@ -578,7 +582,7 @@ def test_a_token_refresh_that_times_out_is_retried_because_no_meeting_can_exist_
     assert creates.count == 1
     meeting = video(booking)
     assert meeting.state == VideoMeeting.State.READY
-    assert [m["id"] for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
+    assert [str(m["id"]) for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
     connection.refresh_from_db()
     assert connection.is_active
     assert not says_action_needed(mails_to(hana.user.email))
@@ -601,7 +605,7 @@ def test_rescheduling_moves_the_same_zoom_meeting(hana, monkeypatch):
     assert creates.count == 0
     assert after.state == VideoMeeting.State.READY
     assert (after.meeting_id, after.join_url) == (before.meeting_id, before.join_url)
-    in_zoom = zoom.get_meeting(after.meeting_id)
+    in_zoom = zoom.get_meeting(int(after.meeting_id))
     assert in_zoom["start_time"] == iso(new_start)
     assert in_zoom["host_email"] == HANA_ZOOM and in_zoom["duration"] == 30
     assert len(sandbox_meetings()) == 1
@@ -624,11 +628,11 @@ def test_rescheduling_onto_another_round_robin_host_moves_the_meeting_to_their_z
     reschedule(booking, new_start)
 
     assert assigned_host(booking) == other_host
-    assert zoom.get_meeting(old_meeting_id) is None  # deleted from the first host's Zoom
+    assert zoom.get_meeting(int(old_meeting_id)) is None  # deleted from the first host's Zoom
     meeting = video(booking)
     assert meeting.state == VideoMeeting.State.READY and meeting.host == other_host
     assert meeting.meeting_id != old_meeting_id
-    in_zoom = zoom.get_meeting(meeting.meeting_id)
+    in_zoom = zoom.get_meeting(int(meeting.meeting_id))
     assert in_zoom["host_email"] == other_zoom and in_zoom["start_time"] == iso(new_start)
     assert len(sandbox_meetings()) == 1
     for address in (CLIENT_EMAIL, other_host.user.email):
@@ -677,7 +681,7 @@ def test_rescheduling_a_meeting_the_host_deleted_in_zoom_makes_a_new_one(hana):
 
     meeting = video(booking)
     assert meeting.state == VideoMeeting.State.READY and meeting.meeting_id != old_id
-    assert zoom.get_meeting(meeting.meeting_id)["start_time"] == iso(weekday_at(12))
+    assert zoom.get_meeting(int(meeting.meeting_id))["start_time"] == iso(weekday_at(12))
     assert meeting.join_url in only_mail_to(CLIENT_EMAIL, since=mark).body
 
 
@@ -725,7 +729,7 @@ def test_an_admin_sends_again_a_meeting_that_failed_once_the_host_has_connected_
 
     meeting = video(booking)
     assert meeting.state == VideoMeeting.State.READY
-    assert [m["id"] for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
+    assert [str(m["id"]) for m in sandbox_meetings(HANA_ZOOM)] == [meeting.meeting_id]
     for address in (CLIENT_EMAIL, hana.user.email):  # who got the link-less confirmation gets the link
         assert only_mail_to(address, since=mark).subject.startswith("New video link")
         assert meeting.join_url in only_mail_to(address, since=mark).body

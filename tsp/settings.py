@@ -261,28 +261,51 @@ ZOOM_WEBHOOK_SECRET_TOKEN = env("ZOOM_WEBHOOK_SECRET_TOKEN")
 ZOOM_OAUTH_BASE_URL = env("ZOOM_OAUTH_BASE_URL", "https://zoom.us").rstrip("/")
 ZOOM_API_BASE_URL = env("ZOOM_API_BASE_URL", "https://api.zoom.us/v2").rstrip("/")
 ZOOM_SCOPES = env("ZOOM_SCOPES", "meeting:write user:read")
-# The built-in provider sandbox (integrations/sandbox): a local fake of Zoom's OAuth and API so
-# the demo works without real credentials. On with DEBUG and no real Zoom app; never in
-# production unless PROVIDER_SANDBOX=1 is set explicitly.
-PROVIDER_SANDBOX = env_bool("PROVIDER_SANDBOX", DEBUG and not ZOOM_CLIENT_ID)
-if PROVIDER_SANDBOX:
-    ZOOM_CLIENT_ID = ZOOM_CLIENT_ID or "sandbox-client-id"
-    ZOOM_CLIENT_SECRET = ZOOM_CLIENT_SECRET or "sandbox-client-secret"
-    ZOOM_WEBHOOK_SECRET_TOKEN = ZOOM_WEBHOOK_SECRET_TOKEN or "sandbox-webhook-secret"
-    if not env("ZOOM_OAUTH_BASE_URL"):
-        ZOOM_OAUTH_BASE_URL = f"{SITE_URL}/sandbox/zoom"
-    if not env("ZOOM_API_BASE_URL"):
-        ZOOM_API_BASE_URL = f"{SITE_URL}/sandbox/zoom/v2"
-ZOOM_SANDBOX_WEBHOOK_URL = env("ZOOM_SANDBOX_WEBHOOK_URL") or None
 GOOGLE_CLIENT_ID = env("GOOGLE_CLIENT_ID")
 GOOGLE_CLIENT_SECRET = env("GOOGLE_CLIENT_SECRET")
 GOOGLE_OAUTH_BASE_URL = env("GOOGLE_OAUTH_BASE_URL", "https://accounts.google.com").rstrip("/")
 GOOGLE_TOKEN_URL = env("GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token")
+GOOGLE_REVOKE_URL = env("GOOGLE_REVOKE_URL", "https://oauth2.googleapis.com/revoke")
 GOOGLE_API_BASE_URL = env("GOOGLE_API_BASE_URL", "https://www.googleapis.com").rstrip("/")
+GOOGLE_USERINFO_URL = env("GOOGLE_USERINFO_URL", "https://openidconnect.googleapis.com/v1/userinfo")
+GOOGLE_SCOPES = env("GOOGLE_SCOPES", "openid email https://www.googleapis.com/auth/calendar.events")
 MICROSOFT_CLIENT_ID = env("MICROSOFT_CLIENT_ID")
 MICROSOFT_CLIENT_SECRET = env("MICROSOFT_CLIENT_SECRET")
 MICROSOFT_OAUTH_BASE_URL = env("MICROSOFT_OAUTH_BASE_URL", "https://login.microsoftonline.com/common").rstrip("/")
 MICROSOFT_API_BASE_URL = env("MICROSOFT_API_BASE_URL", "https://graph.microsoft.com/v1.0").rstrip("/")
+MICROSOFT_SCOPES = env("MICROSOFT_SCOPES", "openid email offline_access User.Read OnlineMeetings.ReadWrite")
+
+# The built-in provider sandbox (integrations/sandbox): local fakes of Zoom, Google and Microsoft
+# so the demo works without real credentials. On with DEBUG while a provider has no real app;
+# never in production unless PROVIDER_SANDBOX=1 is set explicitly. A provider whose *_CLIENT_ID
+# is set always talks to its configured URLs, never to the sandbox.
+PROVIDER_SANDBOX = env_bool(
+    "PROVIDER_SANDBOX", DEBUG and not (ZOOM_CLIENT_ID and GOOGLE_CLIENT_ID and MICROSOFT_CLIENT_ID)
+)
+SANDBOXED_PROVIDERS = []
+if PROVIDER_SANDBOX and not ZOOM_CLIENT_ID:
+    SANDBOXED_PROVIDERS.append("zoom")
+    ZOOM_CLIENT_ID = "sandbox-client-id"
+    ZOOM_CLIENT_SECRET = ZOOM_CLIENT_SECRET or "sandbox-client-secret"
+    ZOOM_WEBHOOK_SECRET_TOKEN = ZOOM_WEBHOOK_SECRET_TOKEN or "sandbox-webhook-secret"
+    ZOOM_OAUTH_BASE_URL = f"{SITE_URL}/sandbox/zoom"
+    ZOOM_API_BASE_URL = f"{SITE_URL}/sandbox/zoom/v2"
+if PROVIDER_SANDBOX and not GOOGLE_CLIENT_ID:
+    SANDBOXED_PROVIDERS.append("google")
+    GOOGLE_CLIENT_ID = "sandbox-google-client-id"
+    GOOGLE_CLIENT_SECRET = GOOGLE_CLIENT_SECRET or "sandbox-google-client-secret"
+    GOOGLE_OAUTH_BASE_URL = f"{SITE_URL}/sandbox/google"
+    GOOGLE_TOKEN_URL = f"{SITE_URL}/sandbox/google/token"
+    GOOGLE_REVOKE_URL = f"{SITE_URL}/sandbox/google/revoke"
+    GOOGLE_API_BASE_URL = f"{SITE_URL}/sandbox/google"
+    GOOGLE_USERINFO_URL = f"{SITE_URL}/sandbox/google/v1/userinfo"
+if PROVIDER_SANDBOX and not MICROSOFT_CLIENT_ID:
+    SANDBOXED_PROVIDERS.append("microsoft")
+    MICROSOFT_CLIENT_ID = "sandbox-microsoft-client-id"
+    MICROSOFT_CLIENT_SECRET = MICROSOFT_CLIENT_SECRET or "sandbox-microsoft-client-secret"
+    MICROSOFT_OAUTH_BASE_URL = f"{SITE_URL}/sandbox/microsoft/common"
+    MICROSOFT_API_BASE_URL = f"{SITE_URL}/sandbox/microsoft/v1.0"
+ZOOM_SANDBOX_WEBHOOK_URL = env("ZOOM_SANDBOX_WEBHOOK_URL") or None
 
 # Internationalization: user-facing strings are translatable; times are stored in UTC and
 # shown in the viewer's zone (accounts.middleware activates it).

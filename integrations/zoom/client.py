@@ -85,6 +85,13 @@ def get_account(access_token: str) -> Account:
     )
 
 
+def _numeric(meeting_id: str) -> str:
+    # Zoom's ids are digits; anything else in a path would be a request to another resource.
+    if not str(meeting_id).isdigit():
+        raise ValueError(f"not a Zoom meeting id: {meeting_id!r}")
+    return str(meeting_id)
+
+
 def _meeting_body(meeting: MeetingRequest) -> dict:
     return {
         "topic": meeting.topic[:TOPIC_LIMIT],
@@ -111,10 +118,9 @@ def create_meeting(access_token: str, meeting: MeetingRequest) -> CreatedMeeting
 def _created(data) -> CreatedMeeting:
     if not isinstance(data, dict) or not data.get("join_url"):
         raise ProviderResponseError("Zoom's meeting has no join_url")
-    try:
-        meeting_id = int(data["id"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ProviderResponseError("Zoom's meeting has no numeric id") from error
+    meeting_id = str(data.get("id", ""))
+    if not meeting_id.isdigit():
+        raise ProviderResponseError("Zoom's meeting has no numeric id")
     return CreatedMeeting(
         meeting_id=meeting_id,
         external_ref=str(data.get("uuid", "")),
@@ -138,7 +144,7 @@ def find_meeting(access_token: str, marker: str) -> CreatedMeeting | None:
             raise ProviderResponseError("Zoom's meeting list is not a list")
         for item in body.get("meetings", []):
             if isinstance(item, dict) and marker in str(item.get("agenda", "")) and str(item.get("id")).isdigit():
-                return _created(get_meeting(access_token, int(item["id"])))
+                return _created(get_meeting(access_token, str(item["id"])))
         token = body.get("next_page_token")
         if not token:
             return None
@@ -146,26 +152,26 @@ def find_meeting(access_token: str, marker: str) -> CreatedMeeting | None:
     raise ProviderResponseError("Zoom's meeting list did not end")
 
 
-def get_meeting(access_token: str, meeting_id: int) -> dict:
+def get_meeting(access_token: str, meeting_id: str) -> dict:
     return http.request(
-        "GET", f"{settings.ZOOM_API_BASE_URL}/meetings/{int(meeting_id)}", headers=_bearer(access_token)
+        "GET", f"{settings.ZOOM_API_BASE_URL}/meetings/{_numeric(meeting_id)}", headers=_bearer(access_token)
     ).body
 
 
-def update_meeting(access_token: str, meeting_id: int, meeting: MeetingRequest) -> None:
+def update_meeting(access_token: str, meeting_id: str, meeting: MeetingRequest) -> None:
     http.request(
         "PATCH",
-        f"{settings.ZOOM_API_BASE_URL}/meetings/{int(meeting_id)}",
+        f"{settings.ZOOM_API_BASE_URL}/meetings/{_numeric(meeting_id)}",
         headers=_bearer(access_token),
         json=_meeting_body(meeting),
     )
 
 
-def delete_meeting(access_token: str, meeting_id: int) -> None:
+def delete_meeting(access_token: str, meeting_id: str) -> None:
     """Delete a meeting; one that no longer exists (404, code 3001) counts as deleted."""
     try:
         http.request(
-            "DELETE", f"{settings.ZOOM_API_BASE_URL}/meetings/{int(meeting_id)}", headers=_bearer(access_token)
+            "DELETE", f"{settings.ZOOM_API_BASE_URL}/meetings/{_numeric(meeting_id)}", headers=_bearer(access_token)
         )
     except http.PermanentHTTPError as error:
         if error.status == 404:

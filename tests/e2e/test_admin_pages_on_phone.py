@@ -101,8 +101,10 @@ def test_member_pages_fit_a_phone(browser, live_server, member, team):
         reverse("members:list"),
         reverse("members:profile"),
         reverse("meetingtypes:list"),
-        reverse("integrations:zoom_disconnect_confirm"),
-        reverse("integrations:zoom_callback"),  # refused without a state: the "not completed" page
+        reverse("integrations:disconnect_confirm", kwargs={"provider": "zoom"}),
+        reverse(
+            "integrations:callback", kwargs={"provider": "zoom"}
+        ),  # refused without a state: the "not completed" page
         reverse("organization:settings"),  # 403 page
     ]
     for url in urls:
