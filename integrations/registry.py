@@ -14,6 +14,7 @@ from .base import VideoProvider
 PROVIDER_MODULES = [
     "integrations.zoom.provider",
     "integrations.google.provider",
+    "integrations.microsoft.provider",
 ]
 
 _providers: dict[str, VideoProvider] | None = None
