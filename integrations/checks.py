@@ -16,6 +16,9 @@ def provider_settings(app_configs, **kwargs):
         )
     if settings.PROVIDER_SANDBOX:
         problems.append(
-            Warning("PROVIDER_SANDBOX is on: the fake Zoom is reachable on this site.", id="integrations.W001")
+            Warning(
+                "PROVIDER_SANDBOX is on: the provider fakes (Zoom, Google, Microsoft) are reachable on this site.",
+                id="integrations.W001",
+            )
         )
     return problems

@@ -55,7 +55,7 @@ def _record_webhook(request):
 
 
 urlpatterns = [
-    path("sandbox/zoom/", include("integrations.sandbox.urls")),
+    path("sandbox/zoom/", include("integrations.sandbox.urls.zoom")),
     path("hooks/zoom/", _record_webhook),
 ]
 

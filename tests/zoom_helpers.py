@@ -8,8 +8,8 @@ Its fixtures reach every test through `pytest_plugins` in tests/conftest.py; tes
 
     pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("zoom_sandbox")]
 
-This module is also the urlconf of those tests: the product's URLs with the sandbox mounted at
-/sandbox/zoom/, whatever PROVIDER_SANDBOX was when tsp.urls was first imported.
+This module is also the urlconf of those tests: the product's URLs with every provider's fake
+mounted under /sandbox/, whatever PROVIDER_SANDBOX was when tsp.urls was first imported.
 """
 
 import gc
@@ -23,12 +23,13 @@ import requests
 from cryptography.fernet import Fernet
 from django.core import mail
 from django.test import Client, TestCase
-from django.urls import include, path, reverse
+from django.urls import reverse
 
 from bookings import services as booking_services
 from integrations import http
 from integrations.base import Account, TokenSet
 from integrations.models import Connection, Provider
+from integrations.sandbox import urls as sandbox_urls
 from integrations.sandbox import zoom
 from integrations.services import save_connection
 from meetingtypes.models import MeetingType
@@ -36,8 +37,8 @@ from tsp import urls as product_urls
 
 from .booking_helpers import make_meeting_type
 
-urlpatterns = [path("sandbox/zoom/", include("integrations.sandbox.urls"))] + [
-    pattern for pattern in product_urls.urlpatterns if getattr(pattern, "app_name", None) != "zoom_sandbox"
+urlpatterns = sandbox_urls.mounts() + [
+    pattern for pattern in product_urls.urlpatterns if getattr(pattern, "app_name", None) not in sandbox_urls.APP_NAMES
 ]
 
 CLIENT_ID = "tsp-e2e-zoom-client-id"

@@ -32,7 +32,9 @@ if settings.EMAIL_OUTBOX:
     urlpatterns.append(path("dev/outbox/", include("tsp.outbox")))
 
 if settings.PROVIDER_SANDBOX:
-    urlpatterns.append(path("sandbox/zoom/", include("integrations.sandbox.urls")))
+    from integrations.sandbox import urls as sandbox_urls
+
+    urlpatterns += sandbox_urls.mounts()
 
 # Last: /<organization>/<meeting type>/ booking pages match almost any path.
 urlpatterns.append(path("", include("bookings.urls")))
