@@ -17,6 +17,7 @@ from .. import http
 from ..base import Account, CannotHostMeetings, CreatedMeeting, MeetingRequest, ProviderResponseError, TokenSet
 
 CALENDAR = "primary"
+CALENDAR_SCOPE_PREFIX = "https://www.googleapis.com/auth/calendar"
 EVENT_ID_PREFIX = "tsp"
 EVENT_ID_LENGTH = 40
 # An event id, once used on a calendar, stays taken after the event is deleted. When the event of a
@@ -87,12 +88,27 @@ def exchange_code(*, code: str, redirect_uri: str, verifier: str) -> TokenSet:
     if not isinstance(body, dict) or not body.get("access_token") or not body.get("refresh_token"):
         # No refresh token means the grant is not offline: in an hour it would be useless.
         raise ProviderResponseError("Google's token response lacks access_token or refresh_token")
-    return TokenSet(
+    tokens = TokenSet(
         access_token=str(body["access_token"]),
         refresh_token=str(body["refresh_token"]),
         expires_in=_expires_in(body),
         scope=str(body.get("scope", "")),
     )
+    if body.get("scope") is not None and not _grants_calendar(tokens.scope):
+        # Google's consent screen lets the member untick the calendar: such a connection could
+        # never make a Meet link. End the grant rather than keep a card that says "connected".
+        try:
+            revoke(tokens.refresh_token)
+        except http.HTTPError:
+            pass  # the grant holds no calendar access anyway; the connect fails either way
+        raise ProviderResponseError("Google granted no access to the calendar")
+    return tokens
+
+
+def _grants_calendar(granted: str) -> bool:
+    """Whether every calendar scope we asked for (GOOGLE_SCOPES) was granted."""
+    wanted = {scope for scope in settings.GOOGLE_SCOPES.split() if scope.startswith(CALENDAR_SCOPE_PREFIX)}
+    return wanted <= set(granted.split())
 
 
 def refresh(refresh_token: str) -> TokenSet:
