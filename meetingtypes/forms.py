@@ -3,6 +3,7 @@ from django.core.validators import URLValidator
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
+from integrations import registry
 from members.models import TeamMember
 from tsp.validators import single_line_name
 
@@ -54,6 +55,24 @@ class MeetingTypeForm(forms.ModelForm):
         self.fields["slug"].help_text = _("Part of the booking link. Empty: made from the name.")
         if self.instance.pk:
             self.initial["hosts"] = list(self.instance.host_links.values_list("member_id", flat=True))
+        self.fields["location"].choices = choices = self._location_choices()
+        if self.initial.get("location") not in {value for value, _label in choices}:
+            self.initial["location"] = choices[0][0]  # the default (Zoom) isn't set up here
+
+    def _location_choices(self) -> list[tuple[str, str]]:
+        """Video locations only for providers members can connect on this site. A saved type's
+        location stays selectable, said to be unavailable, so that saving other changes keeps it
+        (its bookings fall back along the chain meanwhile)."""
+        offered = {provider.location for provider in registry.offered()}
+        saved = self.instance.location if self.instance.pk else None
+        choices = []
+        for value, label in MeetingType.Location.choices:
+            provider = registry.for_location(value)
+            if provider is None or value in offered:
+                choices.append((value, label))
+            elif value == saved:
+                choices.append((value, _("%(location)s (not set up on this site)") % {"location": label}))
+        return choices
 
     def clean_slug(self):
         typed = slugify(self.cleaned_data.get("slug") or "")[:60]

@@ -10,6 +10,7 @@ from members.selectors import get_member
 
 from . import selectors, services
 from .forms import MeetingTypeForm
+from .video_coverage import coverage_of
 
 
 def _meeting_type_or_404(request, pk: int):
@@ -30,6 +31,7 @@ def meeting_type_list(request):
     for meeting_type in meeting_types:
         meeting_type.organization = request.organization  # already loaded: no query per row
         meeting_type.link = booking_link(request, meeting_type)
+        meeting_type.video_coverage = coverage_of(meeting_type, meeting_type.host_links.all())
     embed_script = request.build_absolute_uri("/static/js/embed.js")
     return render(request, "meetingtypes/list.html", {"meeting_types": meeting_types, "embed_script": embed_script})
 
@@ -48,13 +50,21 @@ def meeting_type_create(request):
 def meeting_type_edit(request, pk: int):
     meeting_type = _meeting_type_or_404(request, pk)
     ensure_admin(request)
+    # As saved, before the form copies a post (perhaps invalid) onto the instance.
+    host_links = selectors.host_links_with_accounts(meeting_type=meeting_type)
+    video_coverage = coverage_of(meeting_type, host_links)
     form = MeetingTypeForm(request.POST or None, instance=meeting_type, organization=request.organization)
     if request.method == "POST" and form.is_valid():
         services.save_meeting_type(form=form, organization=request.organization)
         messages.success(request, _("“%(name)s” was saved.") % {"name": meeting_type.name})
         return redirect("meetingtypes:list")
-    hosts = meeting_type.host_links.select_related("member").order_by("position", "id")
-    context = {"form": form, "meeting_type": meeting_type, "host_links": hosts, "title": meeting_type.name}
+    context = {
+        "form": form,
+        "meeting_type": meeting_type,
+        "host_links": host_links,
+        "video_coverage": video_coverage,
+        "title": meeting_type.name,
+    }
     return render(request, "meetingtypes/form.html", context)
 
 
