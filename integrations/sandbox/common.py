@@ -85,6 +85,18 @@ def identity_digest(provider: str, email: str) -> bytes:
     return hashlib.sha256(f"{provider}-sandbox:{email}".encode()).digest()
 
 
+def unsigned_jwt(claims: dict) -> str:
+    """An ID token shaped like the real ones (base64url header.payload.signature), not signed: a
+    client may read its claims; none should trust a token it did not get from the token endpoint."""
+
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).decode().rstrip("=")
+
+    header = json.dumps({"alg": "none", "typ": "JWT"}, separators=(",", ":")).encode()
+    payload = json.dumps(claims, separators=(",", ":")).encode()
+    return f"{part(header)}.{part(payload)}.{part(b'sandbox-unsigned')}"
+
+
 def same_secret(given: str, expected: str) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 

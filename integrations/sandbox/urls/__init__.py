@@ -14,4 +14,5 @@ APP_NAMES = ("zoom_sandbox", "google_sandbox", "microsoft_sandbox")
 def mounts() -> list:
     return [
         path("sandbox/zoom/", include("integrations.sandbox.urls.zoom")),
+        path("sandbox/google/", include("integrations.sandbox.urls.google")),
     ]
