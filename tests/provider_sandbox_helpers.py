@@ -11,7 +11,7 @@ import gc
 import pytest
 
 from integrations import http
-from integrations.sandbox import google
+from integrations.sandbox import google, microsoft
 
 from .zoom_helpers import ENCRYPTION_KEY
 
@@ -20,6 +20,8 @@ SANDBOX_URLCONF = "tests.zoom_helpers"
 
 GOOGLE_CLIENT_ID = "tsp-test-google-client-id.apps.googleusercontent.com"
 GOOGLE_CLIENT_SECRET = "tsp-test-google-client-secret-3e9a"
+MICROSOFT_CLIENT_ID = "5f1c2a7e-0000-4000-8000-7e57c11e4700"
+MICROSOFT_CLIENT_SECRET = "tsp-test-microsoft-client-secret-b27d"
 
 
 def _serve_the_product_with_the_sandbox(live_server, settings) -> None:
@@ -56,6 +58,21 @@ def google_sandbox(live_server, settings):
 
 
 @pytest.fixture
-def provider_sandboxes(zoom_sandbox, google_sandbox):
-    """Every provider pointed at its fake; the live server's URL."""
+def microsoft_sandbox(live_server, settings):
+    """The product pointed at an empty Microsoft sandbox on the live server; the live server's URL."""
+    _serve_the_product_with_the_sandbox(live_server, settings)
+    base = live_server.url + "/sandbox/microsoft"
+    settings.MICROSOFT_CLIENT_ID = MICROSOFT_CLIENT_ID
+    settings.MICROSOFT_CLIENT_SECRET = MICROSOFT_CLIENT_SECRET
+    settings.MICROSOFT_OAUTH_BASE_URL = base + "/common"
+    settings.MICROSOFT_API_BASE_URL = base + "/v1.0"
+    microsoft.reset()
+    yield live_server.url
+    microsoft.reset()
+    _let_go_of_the_live_server()
+
+
+@pytest.fixture
+def provider_sandboxes(zoom_sandbox, google_sandbox, microsoft_sandbox):
+    """Zoom, Google and Microsoft all pointed at their fakes; the live server's URL."""
     return zoom_sandbox

@@ -15,4 +15,5 @@ def mounts() -> list:
     return [
         path("sandbox/zoom/", include("integrations.sandbox.urls.zoom")),
         path("sandbox/google/", include("integrations.sandbox.urls.google")),
+        path("sandbox/microsoft/", include("integrations.sandbox.urls.microsoft")),
     ]
