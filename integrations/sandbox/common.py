@@ -690,6 +690,7 @@ class ProviderSandbox:
         access = [grant for grant in state.access_tokens.values() if grant.user_id == user.id]
         return {
             **self.user_json(user),
+            "email": user.email,  # under the same key for every provider
             "live_access_tokens": sum(1 for grant in access if grant.expires_at > moment),
             "expired_access_tokens": sum(1 for grant in access if grant.expires_at <= moment),
             "refresh_tokens": sum(1 for grant in state.refresh_tokens.values() if grant.user_id == user.id),
