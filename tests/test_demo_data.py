@@ -4,14 +4,34 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.management.commands.seed_demo import DEMO_PASSWORD, DEMO_PEOPLE
+from integrations import registry
+from integrations.models import Connection, VideoMeeting
+from integrations.sandbox import google, microsoft, zoom
+from meetingtypes.models import MeetingType
 from members.models import TeamMember
 
+from .zoom_helpers import book_zoom_meeting, weekday_at
+
 pytestmark = pytest.mark.django_db
+
+ALL_SANDBOXED = ["zoom", "google", "microsoft"]
+DEMO_ACCOUNTS = {
+    "maya@demo.teamschedulerpro.local": "zoom",
+    "leo@demo.teamschedulerpro.local": "google",
+    "sam@demo.teamschedulerpro.local": "microsoft",
+}
 
 
 @pytest.fixture(autouse=True)
 def _development(settings):
     settings.DEBUG = True  # as under `make run`; pytest-django turns it off
+    settings.SANDBOXED_PROVIDERS = []  # as with a real app at every provider, unless a test says otherwise
+
+
+def _demo_connections() -> dict[str, str]:
+    return dict(
+        Connection.objects.filter(member__organization__slug="demo").values_list("member__user__email", "provider")
+    )
 
 
 def test_outside_development_seeding_is_refused_and_creates_no_login(settings):
@@ -56,3 +76,57 @@ def test_the_demo_printout_says_where_emails_go_when_the_outbox_is_on(capsys, se
     settings.EMAIL_OUTBOX = False
     call_command("seed_demo")
     assert "/dev/outbox/" not in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the video fallback chain
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_sandboxed_providers_the_demo_shows_the_fallback_chain(provider_sandboxes, settings, capsys):
+    settings.SANDBOXED_PROVIDERS = ALL_SANDBOXED
+    call_command("seed_demo")
+    call_command("seed_demo")  # every `make run` seeds again: still one account each, with fresh tokens
+
+    assert _demo_connections() == DEMO_ACCOUNTS
+    connections = Connection.objects.filter(member__organization__slug="demo")
+    assert all(connection.can_host for connection in connections)
+    for connection in connections:  # the stored tokens are the ones the sandbox honours now
+        assert registry.get(connection.provider).get_account(connection.access_token).email == connection.email
+    printed = capsys.readouterr().out
+    assert "maya@demo.teamschedulerpro.local" in printed and "Zoom account in the sandbox" in printed
+    workshop = MeetingType.objects.get(organization__slug="demo", slug="team-workshop")
+    assert (workshop.location, workshop.assignment) == (MeetingType.Location.ZOOM, MeetingType.Assignment.COLLECTIVE)
+    hosts = [link.member.user.email for link in workshop.host_links.order_by("position")]
+    assert hosts == ["admin@demo.teamschedulerpro.local", "leo@demo.teamschedulerpro.local"]
+    assert MeetingType.objects.filter(organization__slug="demo").count() == 4
+
+    # A client books it: no host has Zoom, so the call is on Leo's Google Meet, made in the sandbox
+    # with the tokens the demo stored.
+    booking = book_zoom_meeting(workshop, weekday_at(14))
+
+    meeting = VideoMeeting.objects.get(booking=booking)
+    assert (meeting.state, meeting.provider, meeting.host.user.email) == (
+        VideoMeeting.State.READY,
+        "google",
+        "leo@demo.teamschedulerpro.local",
+    )
+    assert meeting.join_url.startswith(google.MEET_HOST)
+    assert meeting.provider_label == "Google Meet — Zoom was not available"
+    assert not zoom.state_summary()["meetings"] and not microsoft.state_summary()["meetings"]
+    # The admins' warning says the same before anyone books.
+    admin = Client()
+    admin.force_login(TeamMember.objects.get(user__email="admin@demo.teamschedulerpro.local").user)
+    page = admin.get(reverse("meetingtypes:list")).content.decode()
+    assert "No host has Zoom connected; bookings will use Google Meet." in page
+
+
+@pytest.mark.parametrize("sandboxed", [[], ["zoom"], ["google", "microsoft"]])
+def test_providers_with_a_real_app_get_no_demo_account(settings, sandboxed):
+    settings.SANDBOXED_PROVIDERS = sandboxed
+    for sandbox in (zoom, google, microsoft):
+        sandbox.reset()
+
+    call_command("seed_demo")
+
+    assert _demo_connections() == {email: key for email, key in DEMO_ACCOUNTS.items() if key in sandboxed}
+    assert MeetingType.objects.filter(organization__slug="demo", slug="team-workshop").exists()

@@ -1,4 +1,11 @@
-"""Seed a demo organization: an admin and three members in different time zones."""
+"""Seed a demo organization: an admin and three members in different time zones.
+
+When the providers are sandboxed (`make run` without real apps), three members have a video
+account connected in the sandbox, one provider each, and a collective Zoom type whose hosts have
+no Zoom shows the fallback chain: its calls are on Google Meet.
+"""
+
+from importlib import import_module
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -6,6 +13,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Organization, User
+from integrations import registry
+from integrations.base import Account, TokenSet
+from integrations.services import save_connection
 from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import TeamMember
 from members.services import add_default_working_hours
@@ -18,6 +28,20 @@ DEMO_PEOPLE = [
     ("leo@demo.teamschedulerpro.local", "Leo Martin", TeamMember.Role.MEMBER, "America/New_York"),
     ("sam@demo.teamschedulerpro.local", "Sam Carter", TeamMember.Role.MEMBER, "Australia/Adelaide"),
 ]
+# Whose video account of which provider is connected in the demo: one provider each, so that the
+# meeting types show the chain (the admin has none, which the meeting-type warnings point out).
+DEMO_VIDEO_ACCOUNTS = [
+    ("maya@demo.teamschedulerpro.local", "zoom"),
+    ("leo@demo.teamschedulerpro.local", "google"),
+    ("sam@demo.teamschedulerpro.local", "microsoft"),
+]
+# A user of each sandbox as that provider's own account lookup (integrations/<key>/client.py)
+# reads it: the site isn't serving yet, so its sandbox can't be asked over HTTP.
+SANDBOX_ACCOUNTS = {
+    "zoom": lambda user: Account(user["id"], user["account_id"], user["email"]),
+    "google": lambda user: Account(user["sub"], user.get("hd", ""), user["email"]),
+    "microsoft": lambda user: Account(user["id"], "", user["mail"]),
+}
 
 
 class Command(BaseCommand):
@@ -55,15 +79,39 @@ class Command(BaseCommand):
             if created:
                 add_default_working_hours(member)
         self._meeting_types(organization)
+        connected = self._video_accounts(organization)
         self.stdout.write(self.style.SUCCESS(f"Demo organization “{organization.name}” is ready. Logins:"))
         for email, _name, role, time_zone in DEMO_PEOPLE:
-            self.stdout.write(f"  {email:40} {DEMO_PASSWORD}   ({role}, {time_zone})")
+            video = f", {connected[email]} account in the sandbox" if email in connected else ""
+            self.stdout.write(f"  {email:40} {DEMO_PASSWORD}   ({role}, {time_zone}{video})")
         if settings.EMAIL_OUTBOX:
             # Sign-up confirmations, invitations and booking emails go here instead of to real inboxes.
             self.stdout.write(f"  Emails (outbox): {settings.SITE_URL}/dev/outbox/")
 
+    def _video_accounts(self, organization: Organization) -> dict[str, str]:
+        """Connect each demo member's account of a sandboxed provider, with tokens that provider's
+        sandbox issued now (so that they work in the site's sandbox, whose state every process
+        shares); a provider with a real app is left alone. {login email: provider}."""
+        connected = {}
+        for email, key in DEMO_VIDEO_ACCOUNTS:
+            if key not in settings.SANDBOXED_PROVIDERS:
+                continue
+            sandbox = import_module(f"integrations.sandbox.{key}")
+            tokens = sandbox.issue_tokens(email)
+            save_connection(
+                member=TeamMember.objects.get(organization=organization, user__email=email),
+                provider=key,
+                tokens=TokenSet(
+                    tokens["access_token"], tokens.get("refresh_token", ""), tokens["expires_in"], tokens["scope"]
+                ),
+                account=SANDBOX_ACCOUNTS[key](sandbox.get_or_create_user(email)),
+            )
+            connected[email] = registry.get(key).name
+        return connected
+
     def _meeting_types(self, organization: Organization) -> None:
-        members = list(TeamMember.objects.filter(organization=organization).order_by("id"))
+        members = list(TeamMember.objects.filter(organization=organization).select_related("user").order_by("id"))
+        by_email = {member.user.email: member for member in members}
         for name, slug, assignment, location, hosts in [
             ("Intro call", "intro-call", MeetingType.Assignment.ROUND_ROBIN, MeetingType.Location.ZOOM, members),
             (
@@ -79,6 +127,15 @@ class Command(BaseCommand):
                 MeetingType.Assignment.ONE_PERSON,
                 MeetingType.Location.PHONE,
                 members[1:2],
+            ),
+            # Neither host has Zoom: the chain goes on to Google Meet, on Leo's account. Berlin's and
+            # New York's working hours overlap, so the two can be booked together.
+            (
+                "Team workshop",
+                "team-workshop",
+                MeetingType.Assignment.COLLECTIVE,
+                MeetingType.Location.ZOOM,
+                [by_email["admin@demo.teamschedulerpro.local"], by_email["leo@demo.teamschedulerpro.local"]],
             ),
         ]:
             meeting_type, created = MeetingType.objects.get_or_create(
