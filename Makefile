@@ -21,6 +21,7 @@ node_modules/.installed: package-lock.json
 
 run: export DEBUG ?= 1
 run: export SITE_URL ?= http://127.0.0.1:$(PORT)
+run: export SANDBOX_STATE_DIR ?= $(CURDIR)/var/sandbox
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo

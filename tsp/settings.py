@@ -140,13 +140,30 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# The Zoom sandbox's state (integrations/sandbox): in Redis, when there is one, so that every web
-# and worker process sees the same fake Zoom; kept apart from the page cache, which gets cleared.
-CACHES["zoom_sandbox"] = (
-    {**CACHES["default"], "KEY_PREFIX": env("CACHE_KEY_PREFIX", "tsp") + "-sandbox", "TIMEOUT": None}
-    if REDIS_URL
-    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "zoom-sandbox", "TIMEOUT": None}
-)
+# The provider sandbox's state (integrations/sandbox): in Redis, when there is one, so that every
+# web and worker process sees the same fake providers; kept apart from the page cache, which gets
+# cleared. Without Redis, `make run` keeps it in files under SANDBOX_STATE_DIR, so that the tokens
+# seed_demo's process issued for the demo accounts are known to the server's process too. Left
+# unset (tests), each process has a sandbox of its own.
+SANDBOX_STATE_DIR = env("SANDBOX_STATE_DIR")
+if REDIS_URL:
+    CACHES["zoom_sandbox"] = {
+        **CACHES["default"],
+        "KEY_PREFIX": env("CACHE_KEY_PREFIX", "tsp") + "-sandbox",
+        "TIMEOUT": None,
+    }
+elif SANDBOX_STATE_DIR:
+    CACHES["zoom_sandbox"] = {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": SANDBOX_STATE_DIR,
+        "TIMEOUT": None,
+    }
+else:
+    CACHES["zoom_sandbox"] = {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "zoom-sandbox",
+        "TIMEOUT": None,
+    }
 
 # Celery: with no broker configured, tasks run in-process. They are always enqueued with
 # transaction.on_commit (see tsp/tasks.py), so "eager" still means "after the commit".
