@@ -9,7 +9,6 @@ which is Google's own guarantee that a retried create never makes a second meeti
 import hashlib
 import re
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 from django.conf import settings
 
@@ -26,8 +25,9 @@ EVENT_ID_LENGTH = 40
 MAX_EVENT_GENERATIONS = 5
 # Google's event ids are base32hex: lowercase a-v and digits, 5 to 1024 characters.
 EVENT_ID_PATTERN = re.compile(r"^[a-v0-9]{5,1024}$")
-# Calendar answers "slow down" with 403 and one of these reasons as often as with 429.
+# Calendar says "slow down" with 429, and also with 403 and one of these reasons.
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+# Well inside what Google accepts, so that a long client note can't make the insert fail.
 SUMMARY_LIMIT = 1024
 DESCRIPTION_LIMIT = 8000
 # The parameters of every write: make the conference, and let the product send its own invitations.
@@ -181,7 +181,7 @@ def _checked_event_id(value: str) -> str:
 
 
 def _events_url(event: str | None = None) -> str:
-    url = f"{settings.GOOGLE_API_BASE_URL}/calendar/v3/calendars/{quote(CALENDAR, safe='')}/events"
+    url = f"{settings.GOOGLE_API_BASE_URL}/calendar/v3/calendars/{CALENDAR}/events"
     return f"{url}/{_checked_event_id(event)}" if event is not None else url
 
 
@@ -246,7 +246,9 @@ def _created(event) -> CreatedMeeting:
     if not join_url:
         status = _conference_status(conference)
         if status == "pending":
-            raise http.TransientHTTPError("Google is still creating the Meet conference")
+            # The event exists and its link is on the way: "may have been made" (sent), so the
+            # caller looks it up later with find_meeting instead of inserting again.
+            raise http.TransientHTTPError("Google is still creating the Meet conference", sent=True)
         if status == "failure":
             raise CannotHostMeetings("Google did not create a Meet conference for this account")
         raise ProviderResponseError("Google's event has no Meet link")
@@ -337,12 +339,9 @@ def find_meeting(access_token: str, meeting: MeetingRequest) -> CreatedMeeting |
 
 
 def update_meeting(access_token: str, meeting_id: str, meeting: MeetingRequest) -> None:
-    """Move the event; only its times change, so the Meet link stays."""
-    event = _calendar_request(
-        "PATCH", _events_url(meeting_id), access_token, params=WRITE_PARAMS, json=_times(meeting)
-    ).body
-    if not isinstance(event, dict) or event.get("id") != meeting_id:
-        raise ProviderResponseError("Google's answer to moving the event is not the event")
+    """Move the event; only its times change, so the Meet link stays. A 2xx means it moved; a
+    404 or 410 (the host deleted it) reaches the caller, which makes a new one."""
+    _calendar_request("PATCH", _events_url(meeting_id), access_token, params=WRITE_PARAMS, json=_times(meeting))
 
 
 def delete_meeting(access_token: str, meeting_id: str) -> None:
