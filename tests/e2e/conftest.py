@@ -4,7 +4,7 @@ The app runs in pytest-django's live server: a real HTTP server in a thread with
 stack, so Chromium's requests meet the same CSRF, Origin and session checks as in production (Django's
 test client skips the CSRF checks; nothing here turns them off).
 
-- `site`: the app with the Zoom sandbox and the development outbox mounted, emails going to the outbox.
+- `site`: the app with the provider sandboxes and the development outbox mounted, emails going to the outbox.
 - `journey`: browser pages whose every visited page is checked at 390 px wide (no horizontal overflow)
   and by axe-core (no serious or critical violation), and that none of them broke our
   Content-Security-Policy (Chromium reports each violation on the console); the test fails with the
@@ -131,8 +131,9 @@ class Site:
 
 @pytest.fixture
 def site(request, live_server, settings, tmp_path) -> Site:
-    """The app on the live server with the Zoom sandbox (tests/zoom_helpers.py) and the outbox at /dev/outbox/."""
-    request.getfixturevalue("zoom_sandbox")
+    """The app on the live server with the provider sandboxes (Zoom, Google, Microsoft) and the outbox at
+    /dev/outbox/."""
+    request.getfixturevalue("provider_sandboxes")
     settings.ROOT_URLCONF = "tests.e2e.urls"
     settings.EMAIL_BACKEND = "tsp.outbox.OutboxEmailBackend"
     settings.EMAIL_OUTBOX_DIR = str(tmp_path / "outbox")

@@ -103,6 +103,13 @@ def allow_on_zoom(page, *, zoom_email: str) -> None:
     page.wait_for_load_state()
 
 
+def allow_on_provider(page, *, account_email: str) -> None:
+    """On a provider sandbox's consent page (Google, Microsoft): the account, then Allow."""
+    page.get_by_label(re.compile("account", re.I)).first.fill(account_email)
+    page.get_by_role("button", name=re.compile("^(Allow|Accept)$")).click()
+    page.wait_for_load_state()
+
+
 def remove_app_in_zoom(page, *, zoom_email: str) -> str:
     """On the sandbox's control page: "Remove app" for that user, as in Zoom's Marketplace; what it says."""
     row = page.get_by_role("row").filter(has_text=zoom_email)
