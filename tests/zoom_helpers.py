@@ -111,7 +111,7 @@ def csrf_token_on_team_members(browser) -> str:
 def start_connect(browser, **extra) -> str:
     """Press "Connect Zoom" on one's card: the URL of Zoom's consent page that we are sent to."""
     data = {"csrfmiddlewaretoken": csrf_token_on_team_members(browser), **extra}
-    response = browser.post(reverse("integrations:zoom_connect"), data)
+    response = browser.post(reverse("integrations:connect", kwargs={"provider": "zoom"}), data)
     assert response.status_code == 302, response.content[:500]
     return response["Location"]
 
