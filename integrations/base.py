@@ -82,6 +82,9 @@ class VideoProvider:
     can_revoke: bool = True
     # Where a member removes the app in their provider account, shown on the card and the guide.
     removal_url: str = ""
+    # When each kind of account removes the app somewhere else (Microsoft's work or school accounts
+    # and personal ones): (label, url) pairs the card, the confirmation and the message all list.
+    removal_help: tuple = ()
     # The name of the guide page (help:<name>) that explains what is stored and how to remove it.
     guide_url_name: str = ""
 

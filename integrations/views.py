@@ -114,9 +114,12 @@ def disconnect(request, provider: str):
         if video.can_revoke:
             message = _("%(provider)s disconnected. Its access was deleted here and revoked at %(provider)s.")
         else:
+            # Said here in full: with the connection gone, the card no longer shows where to go.
             message = _(
                 "%(provider)s disconnected. Its access was deleted here; to remove the app from your "
-                "%(provider)s account too, see the link on your card."
+                "%(provider)s account too, go to %(places)s."
             )
-        messages.success(request, message % {"provider": video.name})
+        places = video.removal_help or ((video.name, video.removal_url),)
+        where = "; ".join(f"{label}: {url}" for label, url in places)
+        messages.success(request, message % {"provider": video.name, "places": where})
     return _back_to_card(request)
