@@ -121,7 +121,7 @@ def _record_video_step(booking: Booking, change: BookingChange, first_try: datet
     fields = {"needs_sync": True, "updated_at": timezone.now()}
     if meeting.state == VideoMeeting.State.FAILED and not booking.is_cancelled:
         # A new time is a new chance: a host may have connected an account since.
-        fields.update(state=VideoMeeting.State.PENDING, needs_sync=False, last_error="")
+        fields.update(state=VideoMeeting.State.PENDING, needs_sync=False, last_error="", passed_over=[])
     if meeting.state not in (VideoMeeting.State.CREATING, VideoMeeting.State.UNKNOWN):
         fields.update(attempts=0, next_attempt_at=first_try)  # a claim keeps its own expiry
     VideoMeeting.objects.filter(pk=meeting.pk).update(**fields)
@@ -328,8 +328,9 @@ def resend(booking: Booking, *, now: datetime | None = None) -> int:
         state=State.PENDING, attempts=0, next_attempt_at=now, created_at=now
     )
     if booking.meeting_type.is_video and not booking.is_cancelled:
+        # The whole chain again: the account that failed may work now (reconnected, fixed).
         count += VideoMeeting.objects.filter(booking=booking, state=VideoMeeting.State.FAILED).update(
-            state=VideoMeeting.State.PENDING, attempts=0, next_attempt_at=now, updated_at=now
+            state=VideoMeeting.State.PENDING, attempts=0, next_attempt_at=now, updated_at=now, passed_over=[]
         )
         # An outcome that could not be looked up: look again (it adopts a meeting that was made).
         count += VideoMeeting.objects.filter(

@@ -29,7 +29,7 @@ from integrations.services import save_connection
 from meetingtypes.models import MeetingType
 
 from .booking_helpers import make_meeting_type
-from .zoom_helpers import CLIENT, book_zoom_meeting, mails_to, says_action_needed, weekday_at
+from .zoom_helpers import CLIENT, book_zoom_meeting, mails_to, reschedule, says_action_needed, weekday_at
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("provider_sandboxes")]
 
@@ -167,3 +167,24 @@ def test_the_chain(row: Row, team, organization, settings):
     followup.sweep(now=timezone.now() + timedelta(hours=1))
     assert {key: len(meetings_at(key)) for key in FAKES} == everything_made
     assert len(mail.outbox) == sent
+
+
+@pytest.mark.parametrize("second_chance", ["reschedule", "send again"])
+def test_an_account_passed_over_is_tried_again_after_a_reschedule_or_send_again(second_chance, team, organization):
+    hana = team[0]
+    connect(hana, GOOGLE)
+    meeting_type = make_meeting_type(organization, [hana], name="Consultation", location=LOCATION[GOOGLE])
+    google.inject_failure("/events", method="POST", status=400, body={"error": {"code": 400, "message": "Bad"}})
+    booking = book_zoom_meeting(meeting_type, weekday_at(11))
+    meeting = VideoMeeting.objects.get(booking=booking)
+    assert meeting.state == VideoMeeting.State.FAILED and meeting.passed_over == [[GOOGLE, hana.pk]]
+
+    if second_chance == "reschedule":
+        reschedule(booking, weekday_at(12))
+    else:
+        followup.resend(booking)
+        followup.run(booking.pk)
+
+    meeting.refresh_from_db()
+    assert (meeting.state, meeting.provider, meeting.host_id) == (VideoMeeting.State.READY, GOOGLE, hana.pk)
+    assert len(meetings_at(GOOGLE)) == 1
