@@ -60,6 +60,10 @@ class ProviderResponseError(Exception):
     """The provider answered 2xx with something we can't use (missing fields, wrong types)."""
 
 
+class PermissionNotGranted(ProviderResponseError):
+    """The member unticked a permission on the consent page that meetings can't be made without."""
+
+
 class CannotHostMeetings(Exception):
     """The account is connected but the provider refuses to let it host meetings (Microsoft's
     403 for a personal account). Not a broken connection: the chain skips it and goes on."""

@@ -17,7 +17,7 @@ from accounts.access import member_required
 from tsp.privacy import secret_url
 
 from . import http, oauth, registry, services
-from .base import ProviderResponseError, VideoProvider
+from .base import PermissionNotGranted, ProviderResponseError, VideoProvider
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,14 @@ def callback(request, provider: str):
         if tokens is not None:
             # The provider authorized us but we could not finish: leave no live access behind.
             services.revoke_unsaved(provider=video.key, tokens=tokens)
-        messages.error(request, _("%(provider)s did not accept the connection. Please try again.") % names)
+        if isinstance(error, PermissionNotGranted):
+            message = _(
+                "%(provider)s is not connected: a permission that meeting links need was not allowed. "
+                "Connect %(provider)s again and leave every box on its consent page ticked."
+            )
+        else:
+            message = _("%(provider)s did not accept the connection. Please try again.")
+        messages.error(request, message % names)
         return _back_to_card(request)
     connection = services.save_connection(member=request.member, provider=video.key, tokens=tokens, account=account)
     messages.success(

@@ -199,7 +199,8 @@ def test_a_grant_without_the_calendar_is_not_kept_here_nor_left_alive_at_google(
 
     page = follow(browser, return_from_google(browser, callback_url))
 
-    assert "Google did not accept the connection. Please try again." in page
+    assert "a permission that meeting links need was not allowed" in page
+    assert "leave every box on its consent page ticked" in page
     assert not google_rows().exists() and not PendingRevocation.objects.exists()
     assert grant_of(MAYA_GOOGLE) is None  # revoked at once
     assert "Google connect for member" in caplog.text and query_of(callback_url)["code"] not in caplog.text

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from .. import http
-from ..base import Account, CannotHostMeetings, CreatedMeeting, MeetingRequest, ProviderResponseError, TokenSet
+from ..base import (
+    Account,
+    CannotHostMeetings,
+    CreatedMeeting,
+    MeetingRequest,
+    PermissionNotGranted,
+    ProviderResponseError,
+    TokenSet,
+)
 
 CALENDAR = "primary"
 CALENDAR_SCOPE_PREFIX = "https://www.googleapis.com/auth/calendar"
@@ -101,7 +109,7 @@ def exchange_code(*, code: str, redirect_uri: str, verifier: str) -> TokenSet:
             revoke(tokens.refresh_token)
         except http.HTTPError:
             pass  # the grant holds no calendar access anyway; the connect fails either way
-        raise ProviderResponseError("Google granted no access to the calendar")
+        raise PermissionNotGranted("Google granted no access to the calendar")
     return tokens
 
 
