@@ -798,9 +798,9 @@ def test_every_process_of_the_site_sees_the_same_zoom(tmp_path, settings):
         deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the site
                 assert server.poll() is None and time.monotonic() < deadline
                 time.sleep(0.2)
         tokens = zoom.issue_tokens(EMAIL)  # this process (the test) issues them
