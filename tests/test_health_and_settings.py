@@ -139,14 +139,28 @@ def test_the_zoom_sandbox_is_off_and_unreachable_in_production():
     assert result.stdout.strip().splitlines()[-1] == "unreachable False https://zoom.us"
 
 
-def test_the_zoom_sandbox_is_on_for_the_local_demo_only_without_real_credentials():
-    assert _setting({}, "settings.PROVIDER_SANDBOX, settings.ZOOM_API_BASE_URL") == (
-        "(True, 'http://127.0.0.1:8000/sandbox/zoom/v2')"
+def test_the_provider_sandbox_is_on_for_the_local_demo_only_for_providers_without_real_credentials():
+    assert _setting({}, "settings.PROVIDER_SANDBOX, settings.ZOOM_API_BASE_URL, settings.GOOGLE_TOKEN_URL") == (
+        "(True, 'http://127.0.0.1:8000/sandbox/zoom/v2', 'http://127.0.0.1:8000/sandbox/google/token')"
     )
-    real = {"ZOOM_CLIENT_ID": "real-id", "ZOOM_CLIENT_SECRET": "real-secret"}
-    assert _setting(real, "settings.PROVIDER_SANDBOX, settings.ZOOM_API_BASE_URL") == (
-        "(False, 'https://api.zoom.us/v2')"
+    # A provider with its own app always talks to its configured URLs, the others to their fakes.
+    real_zoom = {"ZOOM_CLIENT_ID": "real-id", "ZOOM_CLIENT_SECRET": "real-secret"}
+    assert _setting(real_zoom, "settings.ZOOM_API_BASE_URL, settings.MICROSOFT_API_BASE_URL") == (
+        "('https://api.zoom.us/v2', 'http://127.0.0.1:8000/sandbox/microsoft/v1.0')"
     )
+    every_app = {
+        **real_zoom,
+        "GOOGLE_CLIENT_ID": "g",
+        "GOOGLE_CLIENT_SECRET": "gs",
+        "MICROSOFT_CLIENT_ID": "m",
+        "MICROSOFT_CLIENT_SECRET": "ms",
+    }
+    assert _setting(every_app, "settings.PROVIDER_SANDBOX, settings.GOOGLE_TOKEN_URL") == (
+        "(False, 'https://oauth2.googleapis.com/token')"
+    )
+    # Without DEBUG (production) nothing is sandboxed unless asked for.
+    production = {"DEBUG": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "example.com"}
+    assert _setting(production, "settings.PROVIDER_SANDBOX, settings.SANDBOXED_PROVIDERS") == "(False, [])"
 
 
 @pytest.mark.parametrize("variable", ["DEBUG", "EMAIL_OUTBOX", "PROVIDER_SANDBOX"])

@@ -148,8 +148,8 @@ def test_a_real_worker_creates_the_zoom_meeting_and_emails_both_with_the_link(cl
         lambda: VideoMeeting.objects.filter(booking__client_email="carla@example.com", state="ready").first(),
         what="the worker to create the Zoom meeting",
     )
-    assert meeting.meeting_id > 2**32
-    assert zoom.get_meeting(meeting.meeting_id)["host_email"] == "maya@zoom.example"
+    assert int(meeting.meeting_id) > 2**32
+    assert zoom.get_meeting(int(meeting.meeting_id))["host_email"] == "maya@zoom.example"
 
     files = _wait_for(lambda: len(list(worker.glob("*.eml"))) >= 2 and list(worker.glob("*.eml")), what="2 emails")
     messages = [BytesParser(policy=policy.default).parsebytes(f.read_bytes()) for f in files]
@@ -176,7 +176,11 @@ def _book(client, meeting_type, email: str) -> None:
 
 
 def test_a_worker_killed_mid_create_leaves_one_meeting_adopted_by_the_sweep(
-    client, member, zoom_sandbox, worker_queue, tmp_path  # noqa: F811
+    client,
+    member,
+    zoom_sandbox,
+    worker_queue,
+    tmp_path,  # noqa: F811
 ):
     connected_in_sandbox(member, "maya@zoom.example")
     meeting_type = make_meeting_type(
@@ -188,9 +192,7 @@ def test_a_worker_killed_mid_create_leaves_one_meeting_adopted_by_the_sweep(
     first = _start_worker(zoom_sandbox, worker_queue, outbox, log)
     try:
         _book(client, meeting_type, "carla@example.com")
-        _wait_for(
-            lambda: VideoMeeting.objects.filter(state="creating").exists(), what="the worker to call Zoom"
-        )
+        _wait_for(lambda: VideoMeeting.objects.filter(state="creating").exists(), what="the worker to call Zoom")
         time.sleep(1)
         first.kill()  # SIGKILL mid-call: no chance to record anything
         first.wait(timeout=20)
@@ -218,7 +220,7 @@ def test_a_worker_killed_mid_create_leaves_one_meeting_adopted_by_the_sweep(
         print(log.read_text(errors="replace")[-3000:])
 
     in_zoom = zoom.state_summary()["meetings"]
-    assert [m["id"] for m in in_zoom] == [meeting.meeting_id]  # adopted, not made twice
+    assert [str(m["id"]) for m in in_zoom] == [meeting.meeting_id]  # adopted, not made twice
     messages = [BytesParser(policy=policy.default).parsebytes(f.read_bytes()) for f in files]
     assert sorted(str(m["to"]) for m in messages) == sorted(["carla@example.com", member.user.email])
     for message in messages:
