@@ -35,6 +35,9 @@ NOT_INHERITED = (
     "ZOOM_CLIENT_ID",
     "ZOOM_OAUTH_BASE_URL",
     "ZOOM_API_BASE_URL",
+    "GOOGLE_CLIENT_ID",
+    "MICROSOFT_CLIENT_ID",
+    "SANDBOX_STATE_DIR",
 )
 
 
@@ -131,6 +134,8 @@ def main() -> None:
             DATABASE_URL=f"sqlite:///{folder}/demo.sqlite3",
             SITE_URL=url,
             EMAIL_OUTBOX_DIR=f"{folder}/outbox",
+            # The demo accounts' tokens, issued by seed_demo's process, known to the server's too.
+            SANDBOX_STATE_DIR=f"{folder}/sandbox",
             LOG_LEVEL="WARNING",
         )
         manage = [python, str(ROOT / "manage.py")]

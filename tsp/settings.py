@@ -147,21 +147,21 @@ else:
 # unset (tests), each process has a sandbox of its own.
 SANDBOX_STATE_DIR = env("SANDBOX_STATE_DIR")
 if REDIS_URL:
-    CACHES["zoom_sandbox"] = {
+    CACHES["provider_sandbox"] = {
         **CACHES["default"],
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", "tsp") + "-sandbox",
         "TIMEOUT": None,
     }
 elif SANDBOX_STATE_DIR:
-    CACHES["zoom_sandbox"] = {
+    CACHES["provider_sandbox"] = {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": SANDBOX_STATE_DIR,
         "TIMEOUT": None,
     }
 else:
-    CACHES["zoom_sandbox"] = {
+    CACHES["provider_sandbox"] = {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "zoom-sandbox",
+        "LOCATION": "provider-sandbox",
         "TIMEOUT": None,
     }
 

@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 CODE_TTL_SECONDS = 300
 ACCESS_TOKEN_TTL_SECONDS = 3599
 # The entry of settings.CACHES that holds the sandbox's state (named when Zoom was its only provider).
-CACHE_ALIAS = "zoom_sandbox"
+CACHE_ALIAS = "provider_sandbox"
 LOCK_TTL_SECONDS = 10  # a process that died holding the lock blocks the others this long at most
 LOCK_WAIT_SECONDS = 15
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
