@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from integrations import http, oauth
-from integrations.base import CannotHostMeetings, MeetingRequest, ProviderResponseError
+from integrations.base import CannotHostMeetings, MeetingRequest, PermissionNotGranted, ProviderResponseError
 from integrations.microsoft import client
 from integrations.microsoft.provider import provider
 from integrations.sandbox import microsoft
@@ -130,6 +130,34 @@ def test_a_grant_without_offline_access_is_unusable_for_us_not_stored(settings):
 
     with pytest.raises(ProviderResponseError, match="refresh_token"):
         client.exchange_code(code=code, redirect_uri=redirect_uri(), verifier=verifier)
+
+
+def test_a_grant_without_the_meetings_permission_is_refused_as_such(settings):
+    settings.MICROSOFT_SCOPES = "openid email offline_access User.Read"
+    code, verifier = a_code()
+
+    with pytest.raises(PermissionNotGranted):
+        client.exchange_code(code=code, redirect_uri=redirect_uri(), verifier=verifier)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "openid email offline_access User.Read OnlineMeetings.ReadWrite",
+        "https://graph.microsoft.com/OnlineMeetings.ReadWrite https://graph.microsoft.com/User.Read",
+        "onlinemeetings.readwrite",
+        "",
+    ],
+    ids=["plain", "with-graph-prefix", "lower-case", "no-scope-list"],
+)
+def test_the_meetings_permission_is_recognised_however_microsoft_writes_the_granted_scopes(scope):
+    code, verifier = a_code()
+    answer = {"access_token": "a" * 40, "refresh_token": "r" * 40, "expires_in": 3599, "scope": scope}
+    microsoft.inject_failure("/oauth2/v2.0/token", method="POST", status=200, body=answer)
+
+    tokens, _ = client.exchange_code(code=code, redirect_uri=redirect_uri(), verifier=verifier)
+
+    assert tokens.scope == scope
 
 
 @pytest.mark.parametrize(

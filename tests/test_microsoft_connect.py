@@ -259,6 +259,16 @@ def test_a_failed_code_exchange_says_so_and_stores_nothing(maya, failure, caplog
     assert query_of(callback_url)["code"] not in caplog.text
 
 
+def test_a_grant_without_the_meetings_permission_says_which_and_stores_nothing(maya, settings):
+    settings.MICROSOFT_SCOPES = "openid email offline_access User.Read"  # as if consent left one out
+    browser = browser_for(maya)
+
+    page = follow(browser, return_from_microsoft(browser, consent(start_connect(browser), email=MAYA_MICROSOFT)))
+
+    assert "a permission that meeting links need was not allowed" in page
+    assert not microsoft_rows().exists() and not PendingRevocation.objects.exists()
+
+
 def test_a_failed_account_lookup_stores_nothing_and_queues_no_revocation_microsoft_has_none(maya):
     browser = browser_for(maya)
     callback_url = consent(start_connect(browser), email=MAYA_MICROSOFT)

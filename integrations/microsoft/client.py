@@ -15,11 +15,24 @@ from urllib.parse import quote
 from django.conf import settings
 
 from .. import http
-from ..base import Account, CannotHostMeetings, CreatedMeeting, MeetingRequest, ProviderResponseError, TokenSet
+from ..base import (
+    Account,
+    CannotHostMeetings,
+    CreatedMeeting,
+    MeetingRequest,
+    PermissionNotGranted,
+    ProviderResponseError,
+    TokenSet,
+)
 
 # The tenant id Microsoft gives every personal (consumer) account in its ID tokens. Such accounts
 # can't host Teams meetings; knowing it at connect time lets the card say so before any booking.
 CONSUMER_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+# The permission Teams meetings need. Microsoft may name granted scopes with Graph's resource prefix
+# and in any case, so they are compared without both.
+MEETINGS_SCOPE = "onlinemeetings.readwrite"
+GRAPH_RESOURCE = "https://graph.microsoft.com/"
 
 # Outlook and Teams cut subjects at 255 characters; a longer one is refused or shortened unpredictably.
 SUBJECT_LIMIT = 255
@@ -91,6 +104,11 @@ def exchange_code(*, code: str, redirect_uri: str, verifier: str) -> tuple[Token
         {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
     )
     tokens = _token_set(body, refresh_required=True)
+    granted = {name.lower().removeprefix(GRAPH_RESOURCE) for name in tokens.scope.split()}
+    # An answer without a scope list says nothing either way; one without the meetings permission
+    # (consent given to fewer permissions than asked) could never make a link.
+    if granted and MEETINGS_SCOPE not in granted:
+        raise PermissionNotGranted("Microsoft's grant lacks OnlineMeetings.ReadWrite")
     return tokens, is_personal_account(body.get("id_token"))
 
 
