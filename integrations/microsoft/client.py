@@ -29,8 +29,8 @@ from ..base import (
 # can't host Teams meetings; knowing it at connect time lets the card say so before any booking.
 CONSUMER_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
-# The permission Teams meetings need. Microsoft may name granted scopes with Graph's resource prefix
-# and in any case, so they are compared without both.
+# The permission Teams meetings need. Microsoft may write granted scopes with Graph's resource prefix
+# and in any letter case, so both are ignored when comparing.
 MEETINGS_SCOPE = "onlinemeetings.readwrite"
 GRAPH_RESOURCE = "https://graph.microsoft.com/"
 
