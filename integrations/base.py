@@ -7,7 +7,7 @@ permission matrix) reads the registry and calls these methods; nothing outside t
 how a provider's API looks.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.urls import URLPattern
@@ -15,10 +15,14 @@ from django.urls import URLPattern
 
 @dataclass(frozen=True)
 class TokenSet:
-    access_token: str
-    refresh_token: str  # empty when the provider didn't send a new one (Google keeps the old)
+    # repr=False: a TokenSet that ends up in a log line or a traceback shows no secret.
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)  # empty when the provider didn't send a new one (Google keeps the old)
     expires_in: int
     scope: str
+    # The OpenID Connect ID token of a code exchange, when the provider sends one: read during the
+    # connect (who the account is), never stored.
+    id_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,11 @@ class VideoProvider:
 
     def get_account(self, access_token: str) -> Account:
         raise NotImplementedError
+
+    def account_for(self, tokens: TokenSet) -> Account:
+        """The account a connect authorized, with the code exchange's tokens in hand (providers
+        whose ID token says more than their API override this)."""
+        return self.get_account(tokens.access_token)
 
     def is_broken_grant(self, error) -> bool:
         """Whether a refresh refused with `error` (a PermanentHTTPError) means the member must

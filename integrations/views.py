@@ -76,7 +76,7 @@ def callback(request, provider: str):
     tokens = None
     try:
         tokens = video.exchange_code(code=request.GET["code"], redirect_uri=redirect_uri(video), verifier=flow.verifier)
-        account = video.get_account(tokens.access_token)
+        account = video.account_for(tokens)
     except (http.HTTPError, ProviderResponseError) as error:
         logger.warning("%s connect for member %s failed: %s", video.name, request.member.pk, error)
         if tokens is not None:

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from integrations import registry, video
-from integrations.base import VideoProvider
+from integrations.base import TokenSet, VideoProvider
 from meetingtypes.models import MeetingType
 
 from .test_permissions import ROLES, check_row, objects, people, provider_rows  # noqa: F401  (fixtures)
@@ -105,3 +105,11 @@ def test_the_chain_tries_a_registered_provider_after_the_ones_a_location_names(d
 
     built_in = [key for key in ("zoom", "google", "microsoft") if key in order]
     assert order == ["google"] + [key for key in built_in if key != "google"] + ["dummyvideo"]
+
+
+def test_tokens_never_show_in_a_log_line_or_a_traceback():
+    tokens = TokenSet("access-secret-1", "refresh-secret-2", 3599, "meeting:write", id_token="id-secret-3")
+
+    shown = f"{tokens!r} {tokens}"
+
+    assert "secret" not in shown and "meeting:write" in shown

@@ -84,6 +84,7 @@ def _token_set(body, *, refresh_required: bool) -> TokenSet:
         refresh_token=str(body.get("refresh_token") or ""),
         expires_in=expires_in,
         scope=str(body.get("scope", "")),
+        id_token=str(body.get("id_token") or ""),
     )
 
 

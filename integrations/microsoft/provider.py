@@ -1,8 +1,5 @@
 """Microsoft Teams as a video provider: a work or school Microsoft account's Teams meetings."""
 
-import hashlib
-import threading
-
 from django.utils.translation import gettext_lazy as _
 
 from ..base import Account, CreatedMeeting, MeetingRequest, TokenSet, VideoProvider
@@ -16,9 +13,6 @@ PERSONAL_APPS_URL = "https://account.live.com/consent/Manage"
 # again, e.g. for multi-factor authentication (interaction_required). invalid_client and
 # invalid_request are our own configuration's fault and must not break every member's connection.
 BROKEN_GRANT_ERRORS = ("invalid_grant", "interaction_required")
-
-# How many connects may be between the code exchange and the account lookup at once.
-PENDING_ACCOUNT_KINDS_LIMIT = 256
 
 
 class MicrosoftProvider(VideoProvider):
@@ -37,37 +31,25 @@ class MicrosoftProvider(VideoProvider):
     )
     guide_url_name = "help:microsoft"
 
-    def __init__(self):
-        # Whether the account of a just-exchanged code is a personal one, which only the ID token of
-        # the exchange tells; get_account, called next with the access token, picks it up. Keyed by
-        # a digest so no token is kept in memory longer than the request needs it.
-        self._personal_by_token: dict[str, bool] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _digest(access_token: str) -> str:
-        return hashlib.sha256(access_token.encode()).hexdigest()
-
     def authorize_url(self, redirect_uri: str) -> tuple[str, dict]:
         return client.authorize_url(), client.authorize_params(redirect_uri)
 
     def exchange_code(self, *, code: str, redirect_uri: str, verifier: str) -> TokenSet:
-        tokens, personal = client.exchange_code(code=code, redirect_uri=redirect_uri, verifier=verifier)
-        with self._lock:
-            while len(self._personal_by_token) >= PENDING_ACCOUNT_KINDS_LIMIT:
-                self._personal_by_token.pop(next(iter(self._personal_by_token)))
-            self._personal_by_token[self._digest(tokens.access_token)] = personal
+        tokens, _personal = client.exchange_code(code=code, redirect_uri=redirect_uri, verifier=verifier)
         return tokens
 
     def refresh(self, refresh_token: str) -> TokenSet:
         return client.refresh(refresh_token)
 
     def get_account(self, access_token: str) -> Account:
-        with self._lock:
-            personal = self._personal_by_token.pop(self._digest(access_token), False)
-        # Unknown (another process exchanged the code) counts as able to host: Graph's 403 on the
-        # first meeting then marks the connection, and the fallback chain moves on.
-        return client.get_account(access_token, personal=personal)
+        # Without the ID token the kind of account is unknown: it counts as able to host, and
+        # Graph's 403 on its first meeting marks it and moves the fallback chain on.
+        return client.get_account(access_token)
+
+    def account_for(self, tokens: TokenSet) -> Account:
+        # Only the ID token of the exchange tells a personal account (Microsoft's consumer tenant),
+        # so the card can say "can't host Teams meetings" before any booking.
+        return client.get_account(tokens.access_token, personal=client.is_personal_account(tokens.id_token))
 
     def is_broken_grant(self, error) -> bool:
         return error.status == 400 and error.provider_code in BROKEN_GRANT_ERRORS
