@@ -139,3 +139,16 @@ def committed(django_capture_on_commit_callbacks):
         return booking
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_permission_rows_after_each_flush(django_db_setup):
+    """Tests that need real transactions (a live server, threads) end with a flush of every table,
+    after which Django re-creates content types and auth permissions. Nothing here uses
+    permissions (roles live on TeamMember), and re-creating them took half of each such test's
+    teardown on PostgreSQL; content types and the site are still re-created."""
+    from django.contrib.auth.management import create_permissions
+    from django.db.models.signals import post_migrate
+
+    post_migrate.disconnect(create_permissions, dispatch_uid="django.contrib.auth.management.create_permissions")
+    yield

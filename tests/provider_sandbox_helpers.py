@@ -6,11 +6,8 @@ before and after the test; each gives the live server's URL. `provider_sandboxes
 They reach every test through `pytest_plugins` in tests/conftest.py.
 """
 
-import gc
-
 import pytest
 
-from integrations import http
 from integrations.sandbox import google, microsoft
 
 from .zoom_helpers import ENCRYPTION_KEY
@@ -32,15 +29,8 @@ def _serve_the_product_with_the_sandbox(live_server, settings) -> None:
     settings.CSRF_COOKIE_SECURE = settings.SESSION_COOKIE_SECURE = settings.SECURE_SSL_REDIRECT = False
 
 
-def _let_go_of_the_live_server() -> None:
-    # Drop the product's kept-alive connections to the live server now, while the test still owns
-    # the database: a server thread that only ends at shutdown trips over the shared SQLite connection.
-    gc.collect()
-    http._session.close()
-
-
 @pytest.fixture
-def google_sandbox(live_server, settings):
+def google_sandbox(live_server, settings, live_server_released):
     """The product pointed at an empty Google sandbox on the live server; the live server's URL."""
     _serve_the_product_with_the_sandbox(live_server, settings)
     base = live_server.url + "/sandbox/google"
@@ -54,11 +44,10 @@ def google_sandbox(live_server, settings):
     google.reset()
     yield live_server.url
     google.reset()
-    _let_go_of_the_live_server()
 
 
 @pytest.fixture
-def microsoft_sandbox(live_server, settings):
+def microsoft_sandbox(live_server, settings, live_server_released):
     """The product pointed at an empty Microsoft sandbox on the live server; the live server's URL."""
     _serve_the_product_with_the_sandbox(live_server, settings)
     base = live_server.url + "/sandbox/microsoft"
@@ -69,7 +58,6 @@ def microsoft_sandbox(live_server, settings):
     microsoft.reset()
     yield live_server.url
     microsoft.reset()
-    _let_go_of_the_live_server()
 
 
 @pytest.fixture
