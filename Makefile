@@ -34,7 +34,7 @@ lint: install
 test: install node_modules/.installed
 	$(VENV)/bin/ruff check .
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
-	DEBUG=1 $(PY) -m pytest
+	DEBUG=1 $(PY) -m pytest -n 2 --dist loadfile
 
 bench: install
 	$(PY) bench/slots_bench.py
