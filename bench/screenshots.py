@@ -21,7 +21,6 @@ OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 PASSWORD = "demo-pass-2026"  # accounts/management/commands/seed_demo.py
 ADMIN = "admin@demo.teamschedulerpro.local"
-MAYA = "maya@demo.teamschedulerpro.local"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # What `make run` would not have either: a real broker, mail server or Zoom app.
@@ -89,9 +88,8 @@ def shoot(url: str) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
         options = {"locale": "en-US", "timezone_id": "America/Chicago"}
 
-        maya = browser.new_context(viewport=DESKTOP, **options).new_page()
-        log_in(maya, url, MAYA)
-        connect_zoom(maya, url, "maya.patel@zoom.example")
+        # seed_demo connected Maya's Zoom, Leo's Google and Sam's Microsoft through the sandbox;
+        # Ada connects Zoom through its consent page, as a member would.
         team = browser.new_context(viewport=DESKTOP, **options).new_page()
         log_in(team, url, ADMIN)
         connect_zoom(team, url, "ada.admin@zoom.example")
