@@ -37,12 +37,15 @@ from .zoom_helpers import (
     book_zoom_meeting,
     browser_for,
     card_as_seen_by,
+    expire_in_our_records,
     mails_to,
     only_mail_to,
     reconnect_mails_to,
     reschedule,
     says_action_needed,
     says_host_will_send_the_link,
+    sweep_later,
+    video,
     weekday_at,
 )
 from .zoom_helpers import cancel as cancel_booking
@@ -54,33 +57,10 @@ IVO_GOOGLE = "ivo.host@gmail.com"
 CLIENT_EMAIL = "casey@example.com"
 
 
-@pytest.fixture
-def hana(make_member, organization):
-    return make_member(organization, name="Hana Host", email="hana@acme.example", time_zone="Europe/Berlin")
-
-
-@pytest.fixture
-def ivo(make_member, organization):
-    return make_member(organization, name="Ivo Host", email="ivo@acme.example", time_zone="UTC")
-
-
-def video(booking) -> VideoMeeting:
-    return VideoMeeting.objects.get(booking=booking)
-
-
 def event_of(meeting: VideoMeeting) -> dict:
     event = google.get_event(meeting.meeting_id)
     assert event is not None, f"the fake has no event {meeting.meeting_id}"
     return event
-
-
-def sweep_later(seconds: float) -> int:
-    """The periodic sweep, as it runs `seconds` from now."""
-    return followup.sweep(now=timezone.now() + timedelta(seconds=seconds))
-
-
-def expire_in_our_records(connection: Connection) -> None:
-    Connection.objects.filter(pk=connection.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
 
 
 def assert_no_link_and_host_told(booking, host):

@@ -38,12 +38,15 @@ from .zoom_helpers import (
     CallRecorder,
     book_zoom_meeting,
     card_as_seen_by,
+    expire_in_our_records,
     mails_to,
     only_mail_to,
     reconnect_mails_to,
     reschedule,
     says_action_needed,
     says_host_will_send_the_link,
+    sweep_later,
+    video,
     weekday_at,
     zoom_meeting_type,
 )
@@ -59,33 +62,10 @@ CLIENT_EMAIL = "casey@example.com"
 book = book_zoom_meeting  # books through the booking service, whatever the meeting type's location
 
 
-@pytest.fixture
-def hana(make_member, organization):
-    return make_member(organization, name="Hana Host", email="hana@acme.example", time_zone="Europe/Berlin")
-
-
-@pytest.fixture
-def ivo(make_member, organization):
-    return make_member(organization, name="Ivo Host", email="ivo@acme.example", time_zone="UTC")
-
-
-def video(booking) -> VideoMeeting:
-    return VideoMeeting.objects.get(booking=booking)
-
-
 def at_microsoft(meeting: VideoMeeting) -> dict:
     found = microsoft.get_meeting(meeting.meeting_id)
     assert found is not None, f"the fake has no online meeting {meeting.meeting_id}"
     return found
-
-
-def sweep_later(seconds: float) -> int:
-    """The periodic sweep, as it runs `seconds` from now."""
-    return followup.sweep(now=timezone.now() + timedelta(seconds=seconds))
-
-
-def expire_in_our_records(connection: Connection) -> None:
-    Connection.objects.filter(pk=connection.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
 
 
 def assert_no_link_and_host_told(booking, host):

@@ -40,6 +40,8 @@ from .zoom_helpers import (
     sandbox_user,
     says_action_needed,
     says_host_will_send_the_link,
+    sweep_later,
+    video,
     weekday_at,
     zoom_api,
     zoom_meeting_type,
@@ -55,22 +57,8 @@ CLIENT_EMAIL = "casey@example.com"
 
 
 @pytest.fixture
-def hana(make_member, organization):
-    return make_member(organization, name="Hana Host", email="hana@acme.example", time_zone="Europe/Berlin")
-
-
-@pytest.fixture
-def ivo(make_member, organization):
-    return make_member(organization, name="Ivo Host", email="ivo@acme.example", time_zone="UTC")
-
-
-@pytest.fixture
 def jun(make_member, organization):
     return make_member(organization, name="Jun Host", email="jun@acme.example", time_zone="UTC")
-
-
-def video(booking) -> VideoMeeting:
-    return VideoMeeting.objects.get(booking=booking)
 
 
 def assigned_host(booking):
@@ -342,11 +330,6 @@ def test_a_broken_connection_is_not_used_again_nor_the_member_told_twice(hana):
 
 
 # --- Zoom failing while we create the meeting ----------------------------------------------------
-
-
-def sweep_later(seconds: float) -> int:
-    """The periodic sweep, as it runs `seconds` from now."""
-    return followup.sweep(now=timezone.now() + timedelta(seconds=seconds))
 
 
 def _retry_after_http_date() -> str:

@@ -22,14 +22,16 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 from django.core import mail
-from django.db import connection
+from django.db import connection as database
 from django.test import Client, TestCase
 from django.urls import reverse
+from django.utils import timezone
 
+from bookings import followup
 from bookings import services as booking_services
 from integrations import http
 from integrations.base import Account, TokenSet
-from integrations.models import Connection, Provider
+from integrations.models import Connection, Provider, VideoMeeting
 from integrations.sandbox import urls as sandbox_urls
 from integrations.sandbox import zoom
 from integrations.services import save_connection
@@ -57,7 +59,7 @@ def live_server_released():
     it used, and only on SQLite: a full garbage collection takes a tenth of a second, and a server
     thread waiting on a PostgreSQL test database holds nothing the flush needs."""
     yield
-    if connection.vendor == "sqlite":
+    if database.vendor == "sqlite":
         gc.collect()  # responses kept alive by tracebacks of retried tasks hold their sockets open
     http._session.close()
 
@@ -246,6 +248,32 @@ class CallRecorder:
 
 
 # --- Bookings ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hana(make_member, organization):
+    """A host in Berlin."""
+    return make_member(organization, name="Hana Host", email="hana@acme.example", time_zone="Europe/Berlin")
+
+
+@pytest.fixture
+def ivo(make_member, organization):
+    """A host in UTC."""
+    return make_member(organization, name="Ivo Host", email="ivo@acme.example", time_zone="UTC")
+
+
+def video(booking) -> VideoMeeting:
+    return VideoMeeting.objects.get(booking=booking)
+
+
+def sweep_later(seconds: float) -> int:
+    """The periodic sweep, as it runs `seconds` from now."""
+    return followup.sweep(now=timezone.now() + timedelta(seconds=seconds))
+
+
+def expire_in_our_records(connection: Connection) -> None:
+    """Our record of the access token says it expired a minute ago (the provider's doesn't)."""
+    Connection.objects.filter(pk=connection.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
 
 
 def weekday_at(hour: int, minute: int = 0, *, days_ahead: int = 3) -> datetime:
