@@ -3,7 +3,7 @@ HTTP against the Google fake."""
 
 import logging
 from datetime import timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -23,8 +23,10 @@ from .zoom_helpers import (
     card_as_seen_by,
     consent,
     csrf_token_on_team_members,
+    follow,
     page_text,
     query_of,
+    with_query,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("google_sandbox")]
@@ -33,32 +35,8 @@ MAYA_GOOGLE = "maya@acme-workspace.example"
 OSCAR_GOOGLE = "oscar.private@gmail.com"
 
 
-@pytest.fixture
-def maya(make_member, organization):
-    return make_member(organization, name="Maya Member", email="maya@acme.example")
-
-
-@pytest.fixture
-def oscar(make_member, organization):
-    return make_member(organization, name="Oscar Other", email="oscar@acme.example")
-
-
 def google_rows():
     return Connection.objects.filter(provider="google")
-
-
-def follow(browser, response) -> str:
-    """Follow our redirect back to the Team Members page; its HTML."""
-    assert response.status_code == 302, response.content[:500]
-    page = browser.get(response["Location"])
-    assert page.status_code == 200
-    return page_text(page)
-
-
-def with_query(url: str, **changes) -> str:
-    """`url` with some query parameters changed."""
-    parts = urlsplit(url)
-    return parts._replace(query=urlencode({**query_of(url), **changes})).geturl()
 
 
 # --- The consent request -----------------------------------------------------------------------

@@ -3,7 +3,7 @@ HTTP against the Microsoft fake."""
 
 import logging
 from datetime import timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -31,8 +31,10 @@ from .zoom_helpers import (
     browser_for,
     card_as_seen_by,
     csrf_token_on_team_members,
+    follow,
     page_text,
     query_of,
+    with_query,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("microsoft_sandbox")]
@@ -41,31 +43,8 @@ MAYA_MICROSOFT = "maya@contoso.example"
 MAYA_PERSONAL = "maya.private@outlook.example"
 
 
-@pytest.fixture
-def maya(make_member, organization):
-    return make_member(organization, name="Maya Member", email="maya@acme.example")
-
-
-@pytest.fixture
-def oscar(make_member, organization):
-    return make_member(organization, name="Oscar Other", email="oscar@acme.example")
-
-
 def microsoft_rows():
     return Connection.objects.filter(provider="microsoft")
-
-
-def follow(browser, response) -> str:
-    """Follow our redirect back to the Team Members page; its HTML."""
-    assert response.status_code == 302, response.content[:500]
-    page = browser.get(response["Location"])
-    assert page.status_code == 200
-    return page_text(page)
-
-
-def with_query(url: str, **changes) -> str:
-    parts = urlsplit(url)
-    return parts._replace(query=urlencode({**query_of(url), **changes})).geturl()
 
 
 # --- The consent request -----------------------------------------------------------------------

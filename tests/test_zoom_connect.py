@@ -24,6 +24,7 @@ from .zoom_helpers import (
     card_as_seen_by,
     connect_zoom,
     consent,
+    follow,
     local_path,
     page_text,
     query_of,
@@ -39,16 +40,6 @@ MAYA_ZOOM = "maya.zoom@zoom-account.example"
 OSCAR_ZOOM = "oscar.zoom@zoom-account.example"
 
 
-@pytest.fixture
-def maya(make_member, organization):
-    return make_member(organization, name="Maya Member", email="maya@acme.example")
-
-
-@pytest.fixture
-def oscar(make_member, organization):
-    return make_member(organization, name="Oscar Other", email="oscar@acme.example")
-
-
 def zoom_rows():
     return Connection.objects.filter(provider=Provider.ZOOM)
 
@@ -57,14 +48,6 @@ def raw_connection_row(pk: int) -> str:
     with db.cursor() as cursor:
         cursor.execute("SELECT * FROM integrations_connection WHERE id = %s", [pk])
         return " ".join(str(value) for value in cursor.fetchone())
-
-
-def follow(browser, response) -> str:
-    """Follow our redirect back to the Team Members page; its HTML."""
-    assert response.status_code == 302, response.content[:500]
-    page = browser.get(response["Location"])
-    assert page.status_code == 200
-    return page_text(page)
 
 
 # --- The consent request -----------------------------------------------------------------------

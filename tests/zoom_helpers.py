@@ -16,7 +16,7 @@ import gc
 import re
 import threading
 from datetime import UTC, datetime, time, timedelta
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -182,6 +182,32 @@ def connected_in_sandbox(member, email: str) -> Connection:
         tokens=TokenSet(tokens["access_token"], tokens["refresh_token"], tokens["expires_in"], tokens["scope"]),
         account=Account(user["id"], user["account_id"], user["email"]),
     )
+
+
+@pytest.fixture
+def maya(make_member, organization):
+    """A member who connects her own accounts."""
+    return make_member(organization, name="Maya Member", email="maya@acme.example")
+
+
+@pytest.fixture
+def oscar(make_member, organization):
+    """Maya's colleague."""
+    return make_member(organization, name="Oscar Other", email="oscar@acme.example")
+
+
+def follow(browser, response) -> str:
+    """Follow our redirect back to the Team Members page; its HTML."""
+    assert response.status_code == 302, response.content[:500]
+    page = browser.get(response["Location"])
+    assert page.status_code == 200
+    return page_text(page)
+
+
+def with_query(url: str, **changes) -> str:
+    """`url` with some query parameters changed."""
+    parts = urlsplit(url)
+    return parts._replace(query=urlencode({**query_of(url), **changes})).geturl()
 
 
 def member_card(html: str, member) -> str:
