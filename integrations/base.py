@@ -8,7 +8,7 @@ how a provider's API looks.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.urls import URLPattern
 
@@ -47,8 +47,6 @@ class MeetingRequest:
 
     @property
     def end(self) -> datetime:
-        from datetime import timedelta
-
         return self.start + timedelta(minutes=self.duration_minutes)
 
 
@@ -88,10 +86,9 @@ class VideoProvider:
     # False when the provider has no way to revoke one authorization (Microsoft): disconnecting
     # deletes the tokens and the card tells the member where to remove the app themselves.
     can_revoke: bool = True
-    # Where a member removes the app in their provider account, shown on the card and the guide.
-    removal_url: str = ""
-    # When each kind of account removes the app somewhere else (Microsoft's work or school accounts
-    # and personal ones): (label, url) pairs the card, the confirmation and the message all list.
+    # Where a member removes the app in their provider account: (label, url) pairs, one per kind of
+    # account (Microsoft's work or school accounts and personal ones differ). Shown on the card, the
+    # disconnect question and the message after it when the provider can't revoke for us.
     removal_help: tuple = ()
     # The name of the guide page (help:<name>) that explains what is stored and how to remove it.
     guide_url_name: str = ""

@@ -126,7 +126,6 @@ def disconnect(request, provider: str):
                 "%(provider)s disconnected. Its access was deleted here; to remove the app from your "
                 "%(provider)s account too, go to %(places)s."
             )
-        places = video.removal_help or ((video.name, video.removal_url),)
-        where = "; ".join(f"{label}: {url}" for label, url in places)
+        where = "; ".join(f"{label}: {url}" for label, url in video.removal_help)
         messages.success(request, message % {"provider": video.name, "places": where})
     return _back_to_card(request)

@@ -66,10 +66,6 @@ class TeamMember(models.Model):
 
         return [(provider, self.connection_for(provider.key)) for provider in registry.offered()]
 
-    @property
-    def has_video_account(self) -> bool:
-        return any(connection is not None and connection.can_host for _, connection in self.video_accounts)
-
 
 def hash_invitation_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()

@@ -11,7 +11,7 @@ class GoogleProvider(VideoProvider):
     location = "google_meet"
     settings_prefix = "GOOGLE"
     can_revoke = True
-    removal_url = "https://myaccount.google.com/connections"
+    removal_help = (("Google Account", "https://myaccount.google.com/connections"),)
     guide_url_name = "help:google"
 
     def authorize_url(self, redirect_uri: str) -> tuple[str, dict]:

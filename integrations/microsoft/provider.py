@@ -23,7 +23,6 @@ class MicrosoftProvider(VideoProvider):
     settings_prefix = "MICROSOFT"
     # The identity platform has no endpoint that ends one app's authorization.
     can_revoke = False
-    removal_url = WORK_OR_SCHOOL_APPS_URL
     # Where each kind of Microsoft account removes an app: the card and the guide show both.
     removal_help = (
         (_("Work or school account"), WORK_OR_SCHOOL_APPS_URL),

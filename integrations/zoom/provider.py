@@ -14,7 +14,7 @@ class ZoomProvider(VideoProvider):
     location = "zoom"
     settings_prefix = "ZOOM"
     can_revoke = True
-    removal_url = "https://marketplace.zoom.us/user/installed"
+    removal_help = (("Zoom App Marketplace", "https://marketplace.zoom.us/user/installed"),)
     guide_url_name = "help:zoom"
 
     def authorize_url(self, redirect_uri: str) -> tuple[str, dict]:
