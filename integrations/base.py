@@ -58,6 +58,72 @@ class CreatedMeeting:
     passcode: str
 
 
+# --- Calendars --------------------------------------------------------------------------------
+# Providers whose accounts have calendars (Google, Microsoft) set `has_calendars` and implement the
+# calendar methods of VideoProvider. integrations/calendars/ does the rest: which calendars count,
+# keeping their busy time in our database, push channels, the live check at booking time, and the
+# bookings' own events.
+
+
+@dataclass(frozen=True)
+class CalendarInfo:
+    external_id: str  # the provider's calendar id
+    name: str
+    is_primary: bool
+    can_write: bool = True  # False for calendars shared read-only with the member
+    time_zone: str = ""  # the calendar's own zone when the provider has one (Google: all-day events)
+
+
+@dataclass(frozen=True)
+class BusyPeriod:
+    """One busy event (or one occurrence of a recurring event) of a calendar."""
+
+    event_id: str  # the provider's id of the event or occurrence: a later change names it again
+    start: datetime  # aware UTC
+    end: datetime  # aware UTC
+
+
+@dataclass(frozen=True)
+class CalendarChanges:
+    """What a calendar listing or an incremental sync found.
+
+    Events that take no time (free / transparent, tentative, declined, cancelled, deleted) and the
+    events the product wrote itself for bookings (counted through the bookings already) come in
+    `freed`, never in `busy`.
+    """
+
+    busy: tuple[BusyPeriod, ...]  # busy now: stored, replacing what was stored for the same event id
+    freed: tuple[str, ...]  # event ids that no longer take time
+    cursor: str  # Google's nextSyncToken / Graph's deltaLink: hand it back for the next changes
+    complete: bool  # a full listing of the window: anything stored before and not in `busy` is gone
+
+
+class SyncCursorExpired(Exception):
+    """The provider no longer knows the cursor (HTTP 410): list the whole window again."""
+
+
+@dataclass(frozen=True)
+class PushChannel:
+    """A Google events.watch channel or a Microsoft Graph subscription."""
+
+    channel_id: str  # Google: the id we chose; Microsoft: the subscription id Graph gave
+    resource_id: str  # Google's resourceId (needed to stop the channel); "" for Microsoft
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class CalendarEvent:
+    """A booking as an event on a host's calendar."""
+
+    request_id: str  # unique per booking and host: Google's event id, Graph's transactionId
+    summary: str
+    description: str
+    location: str
+    start: datetime  # aware UTC
+    end: datetime
+    time_zone: str  # the host's zone
+
+
 class ProviderResponseError(Exception):
     """The provider answered 2xx with something we can't use (missing fields, wrong types)."""
 
@@ -139,6 +205,95 @@ class VideoProvider:
         raise NotImplementedError
 
     def delete_meeting(self, access_token: str, meeting_id: str) -> None:
+        """Delete it; one that is already gone counts as deleted."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- calendars
+    # Implemented by providers whose accounts have calendars (has_calendars = True). HTTP errors
+    # come as in the meeting calls; a 401 makes the caller refresh once and retry.
+
+    has_calendars: bool = False
+
+    @property
+    def calendar_scopes(self) -> str:
+        """The scopes calendars need beyond the meeting scopes: {prefix}_CALENDAR_SCOPES."""
+        from django.conf import settings
+
+        return getattr(settings, f"{self.settings_prefix}_CALENDAR_SCOPES", "") if self.has_calendars else ""
+
+    def grants_calendars(self, granted_scopes: str) -> bool:
+        """Whether a connection with these granted scopes may read and write its calendars."""
+        wanted = set(self.calendar_scopes.split())
+        return bool(wanted) and wanted <= set(granted_scopes.split())
+
+    def list_calendars(self, access_token: str) -> list[CalendarInfo]:
+        raise NotImplementedError
+
+    def calendar_changes(
+        self,
+        access_token: str,
+        calendar: CalendarInfo,
+        *,
+        cursor: str,
+        start: datetime,
+        end: datetime,
+        host_time_zone: str,
+    ) -> CalendarChanges:
+        """With `cursor` "": every event of [start, end) (complete=True), and a cursor. With a
+        cursor: what changed since it (complete=False). SyncCursorExpired when the provider no
+        longer knows the cursor. All-day events count in the calendar's zone, or `host_time_zone`
+        when the provider gives none."""
+        raise NotImplementedError
+
+    def watch_calendar(
+        self, access_token: str, calendar_id: str, *, address: str, channel_id: str, token: str, expires_at: datetime
+    ) -> PushChannel:
+        """Ask the provider to POST to `address` when the calendar changes, sending `token` back
+        (Google's X-Goog-Channel-Token, Graph's clientState) so the notification can be checked."""
+        raise NotImplementedError
+
+    def renew_watch(
+        self,
+        access_token: str,
+        calendar_id: str,
+        channel: PushChannel,
+        *,
+        address: str,
+        new_channel_id: str,
+        token: str,
+        expires_at: datetime,
+    ) -> PushChannel:
+        """Keep notifications coming past `channel.expires_at`: a new channel (Google, then the old
+        one is stopped) or the same subscription with a later expiry (Microsoft)."""
+        raise NotImplementedError
+
+    def stop_watch(self, access_token: str, channel: PushChannel) -> None:
+        """Stop a channel; one the provider no longer knows counts as stopped."""
+        raise NotImplementedError
+
+    def free_busy(
+        self,
+        access_token: str,
+        calendar_ids: list[str],
+        *,
+        start: datetime,
+        end: datetime,
+        account_email: str,
+        timeout: float,
+    ) -> list[tuple[datetime, datetime]]:
+        """The busy periods of these calendars in [start, end), asked live (Google's freeBusy,
+        Graph's getSchedule), within `timeout` seconds."""
+        raise NotImplementedError
+
+    def create_event(self, access_token: str, calendar_id: str, event: CalendarEvent) -> str:
+        """Write the event and return its id. Exactly once: a retry with the same request_id finds
+        the event an earlier attempt made instead of making a second one."""
+        raise NotImplementedError
+
+    def update_event(self, access_token: str, calendar_id: str, event_id: str, event: CalendarEvent) -> None:
+        raise NotImplementedError
+
+    def delete_event(self, access_token: str, calendar_id: str, event_id: str) -> None:
         """Delete it; one that is already gone counts as deleted."""
         raise NotImplementedError
 

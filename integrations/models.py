@@ -196,3 +196,126 @@ class VideoMeeting(models.Model):
     def is_settled(self) -> bool:
         """No creation under way or to come: emails can say whether there is a link."""
         return self.state not in (self.State.PENDING, self.State.CREATING, self.State.UNKNOWN)
+
+
+class Calendar(models.Model):
+    """One calendar of a member's connected Google or Microsoft account.
+
+    The member chooses which calendars count as busy (`checks_busy`) and the one that receives
+    their bookings (`receives_bookings`, at most one per member across their accounts). The sync
+    state says how fresh the cached busy time (BusyInterval) is and how it is kept fresh: a push
+    channel when the provider can reach this site, else polling (`next_sync_at`).
+    """
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="calendars")
+    # The connection's member, kept here too: availability reads busy time by member.
+    member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="calendars")
+    external_id = models.CharField(max_length=1024)
+    name = models.CharField(max_length=255)
+    time_zone = models.CharField(max_length=64, blank=True)
+    is_primary = models.BooleanField(default=False)
+    can_write = models.BooleanField(default=True)
+    checks_busy = models.BooleanField(default=False)
+    receives_bookings = models.BooleanField(default=False)
+    # Google's nextSyncToken or Graph's deltaLink, encrypted like tokens (a cursor is no credential,
+    # but it names the account's data).
+    sync_cursor_encrypted = models.TextField(blank=True)
+    # The window the cached busy time covers: outside it nothing is known.
+    busy_known_from = models.DateTimeField(null=True, blank=True)
+    busy_known_until = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    next_sync_at = models.DateTimeField(null=True, blank=True)
+    sync_claimed_at = models.DateTimeField(null=True, blank=True)
+    sync_again = models.BooleanField(default=False)  # a change was announced during a sync: run once more
+    sync_error = models.CharField(max_length=500, blank=True)
+    sync_failures = models.PositiveSmallIntegerField(default=0)
+    # The push channel (Google) or subscription (Microsoft); empty when polled.
+    channel_id = models.CharField(max_length=255, blank=True)
+    channel_resource_id = models.CharField(max_length=255, blank=True)
+    channel_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_primary", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "external_id"], name="calendar_once_per_connection"),
+            models.UniqueConstraint(
+                fields=["member"], condition=Q(receives_bookings=True), name="one_booking_calendar_per_member"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["next_sync_at"], name="calendar_sync_due", condition=Q(next_sync_at__isnull=False)),
+            models.Index(fields=["channel_id"], name="calendar_channel"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.connection.provider})"
+
+    @property
+    def sync_cursor(self) -> str:
+        return crypto.decrypt(self.sync_cursor_encrypted) if self.sync_cursor_encrypted else ""
+
+    @sync_cursor.setter
+    def sync_cursor(self, value: str) -> None:
+        self.sync_cursor_encrypted = crypto.encrypt(value) if value else ""
+
+
+class BusyInterval(models.Model):
+    """A busy event of a member's calendar, as the provider last told us: what the availability
+    engine reads next to bookings. Never a title or any other detail, only the time."""
+
+    calendar = models.ForeignKey(Calendar, on_delete=models.CASCADE, related_name="busy_intervals")
+    member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=1024)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["calendar", "event_id"], name="busy_event_once_per_calendar")]
+        indexes = [models.Index(fields=["member", "start"], name="busy_member_start")]
+
+    def __str__(self) -> str:
+        return f"busy {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M} (member {self.member_id})"
+
+
+class BookingCalendarEvent(models.Model):
+    """A booking written as an event on one host's chosen calendar, and the state of that work:
+    the same claim-before-call steps as VideoMeeting (PENDING → CREATING by a conditional UPDATE;
+    only the worker whose UPDATE changed the row calls the provider)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        CREATING = "creating", _("Being created")
+        READY = "ready", _("In the calendar")
+        FAILED = "failed", _("Could not be written")
+        UNKNOWN = "unknown", _("Outcome unknown")
+        DELETED = "deleted", _("Deleted")
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="calendar_events")
+    member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="+")
+    calendar = models.ForeignKey(Calendar, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    provider = models.CharField(max_length=16, choices=provider_choices, blank=True)
+    calendar_external_id = models.CharField(max_length=1024, blank=True)
+    event_id = models.CharField(max_length=1024, null=True, blank=True)
+    # The Google Meet event of the booking is this event: the video step writes, moves and deletes it.
+    shares_video_event = models.BooleanField(default=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    needs_sync = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["booking", "member"], name="calendar_event_once_per_host")]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], name="calendar_event_due", condition=Q(next_attempt_at__isnull=False)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"calendar event of booking {self.booking_id} for member {self.member_id} ({self.state})"

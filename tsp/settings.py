@@ -190,6 +190,10 @@ CELERY_BEAT_SCHEDULE = {
     "booking-reminders": {"task": "bookings.tasks.send_due_reminders", "schedule": 300.0},
     "follow-up-sweep": {"task": "bookings.tasks.sweep_follow_ups", "schedule": FOLLOW_UP_SWEEP_SECONDS},
     "missed-revocations": {"task": "integrations.tasks.resend_missed_revocations", "schedule": 600.0},
+    "calendar-sweep": {
+        "task": "integrations.calendars.tasks.sweep_calendars",
+        "schedule": float(env("CALENDAR_SWEEP_SECONDS", "60")),
+    },
 }
 
 AUTH_USER_MODEL = "accounts.User"
@@ -291,6 +295,25 @@ MICROSOFT_CLIENT_SECRET = env("MICROSOFT_CLIENT_SECRET")
 MICROSOFT_OAUTH_BASE_URL = env("MICROSOFT_OAUTH_BASE_URL", "https://login.microsoftonline.com/common").rstrip("/")
 MICROSOFT_API_BASE_URL = env("MICROSOFT_API_BASE_URL", "https://graph.microsoft.com/v1.0").rstrip("/")
 MICROSOFT_SCOPES = env("MICROSOFT_SCOPES", "openid email offline_access User.Read OnlineMeetings.ReadWrite")
+# Members' calendars (integrations/calendars): the scopes asked for on top of the meeting scopes.
+# Google: the list of calendars, and free/busy for the check at booking time (events are read and
+# written under calendar.events, already granted for Meet). Microsoft: read and write events.
+GOOGLE_CALENDAR_SCOPES = env(
+    "GOOGLE_CALENDAR_SCOPES",
+    "https://www.googleapis.com/auth/calendar.calendarlist.readonly https://www.googleapis.com/auth/calendar.freebusy",
+)
+MICROSOFT_CALENDAR_SCOPES = env("MICROSOFT_CALENDAR_SCOPES", "Calendars.ReadWrite")
+# Push notifications need a URL the provider can reach over HTTPS: "auto" uses them when SITE_URL
+# is https://, "on" always (the sandbox accepts http), "off" never. Without push each calendar is
+# polled every CALENDAR_POLL_SECONDS; with push, a safety sync runs every CALENDAR_PUSH_RESYNC_SECONDS.
+CALENDAR_PUSH = env("CALENDAR_PUSH", "auto")
+CALENDAR_POLL_SECONDS = float(env("CALENDAR_POLL_SECONDS", "180"))
+CALENDAR_PUSH_RESYNC_SECONDS = float(env("CALENDAR_PUSH_RESYNC_SECONDS", "21600"))
+CALENDAR_SWEEP_SECONDS = float(env("CALENDAR_SWEEP_SECONDS", "60"))  # also in CELERY_BEAT_SCHEDULE
+# How far ahead busy time is kept: the longest booking window a meeting type can have, and a day.
+CALENDAR_SYNC_DAYS = int(env("CALENDAR_SYNC_DAYS", "366"))
+# The live free/busy check just before a booking commits: one call per chosen host, this short.
+CALENDAR_LIVE_CHECK_TIMEOUT_SECONDS = float(env("CALENDAR_LIVE_CHECK_TIMEOUT_SECONDS", "3"))
 
 # The built-in provider sandbox (integrations/sandbox): local fakes of Zoom, Google and Microsoft
 # so the demo works without real credentials. On with DEBUG while a provider has no real app;
@@ -402,6 +425,7 @@ MANAGE_LINK_GRACE_DAYS = env_int("MANAGE_LINK_GRACE_DAYS", 7)
 # how many one admin may send, and how many one address may receive, per hour.
 INVITATIONS_PER_ADDRESS_PER_HOUR = env_int("INVITATIONS_PER_ADDRESS_PER_HOUR", 5)
 INVITATIONS_PER_ADMIN_PER_HOUR = env_int("INVITATIONS_PER_ADMIN_PER_HOUR", 30)
+
 
 # Content-Security-Policy (django-csp): scripts only from our own files, never inline; styles from
 # our stylesheets plus the nonce'd <style> that sets an organization's accent colour. Pages of the
