@@ -46,5 +46,13 @@ class GoogleProvider(VideoProvider):
     def delete_meeting(self, access_token: str, meeting_id: str) -> None:
         client.delete_meeting(access_token, meeting_id)
 
+    def extra_urls(self):
+        # Where a watched calendar's change notifications come (integrations/calendars/webhooks.py).
+        from django.urls import path
+
+        from ..calendars.webhooks import google_calendar_push
+
+        return [path("calendar-push/", google_calendar_push, name="google_calendar_push")]
+
 
 provider = GoogleProvider()

@@ -70,5 +70,13 @@ class MicrosoftProvider(VideoProvider):
     def delete_meeting(self, access_token: str, meeting_id: str) -> None:
         client.delete_meeting(access_token, meeting_id)
 
+    def extra_urls(self):
+        # Where a watched calendar's change notifications come (integrations/calendars/webhooks.py).
+        from django.urls import path
+
+        from ..calendars.webhooks import microsoft_calendar_notifications
+
+        return [path("calendar-notifications/", microsoft_calendar_notifications, name="microsoft_calendar_push")]
+
 
 provider = MicrosoftProvider()
