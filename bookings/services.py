@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations import video
+from integrations.calendars import live
 from meetingtypes.models import MeetingType
 from members.models import TeamMember
 from tsp.formatting import normalize_locale
@@ -111,16 +112,42 @@ def _host_choices(meeting_type: MeetingType, free: tuple[int, ...], prefer: list
     return [[member_id] for member_id in ordered]
 
 
-def _assign(booking: Booking, choices: list[list[int]], rules) -> None:
-    """Take the first host set the database accepts. The exclusion constraint is the final word:
-    a host taken by a concurrent booking since our check makes its insert fail, and we try the next."""
-    for member_ids in choices:
+class _HostsTaken(Exception):
+    """The database no longer has the host set free (a concurrent booking took one of them)."""
+
+
+def _assign(booking: Booking, member_ids: list[int], rules) -> None:
+    """The exclusion constraint is the final word: a host taken by a concurrent booking since our
+    check makes the insert fail."""
+    try:
+        with transaction.atomic():
+            _occupy(booking, member_ids, rules)
+    except IntegrityError:
+        raise _HostsTaken from None
+
+
+def _ensure_free(meeting_type: MeetingType, member_ids: list[int], start: datetime, now: datetime, **exclude) -> None:
+    """Inside the booking's transaction: the database check, as it stands now, for this host set."""
+    if not set(member_ids) <= set(_free_hosts(meeting_type, start, now, **exclude)):
+        raise _HostsTaken
+
+
+def _with_first_free_hosts(meeting_type: MeetingType, choices: list[list[int]], start: datetime, commit):
+    """`commit(host set)` with the first host set, best first, that the hosts' own calendars say is
+    free and the database still accepts; SlotUnavailable when none is.
+
+    The calendars are asked (live.py) before each set's transaction opens, never inside one: a
+    provider taking its time must not hold locks. The transaction then checks the database again,
+    so a booking that came in meanwhile still wins, and the next set is tried.
+    """
+    window_start, window_end = availability.occupied_range(start, selectors.slot_rules(meeting_type))
+    for member_ids in live.confirmed_free(
+        choices, organization_id=meeting_type.organization_id, start=window_start, end=window_end
+    ):
         try:
-            with transaction.atomic():
-                _occupy(booking, member_ids, rules)
-            return
-        except IntegrityError:
-            logger.info("booking %s: host(s) %s were just taken, trying the next", booking.pk, member_ids)
+            return commit(member_ids)
+        except _HostsTaken:
+            logger.info("host(s) %s of meeting type %s were just taken, trying the next", member_ids, meeting_type.pk)
     raise SlotUnavailable
 
 
@@ -135,26 +162,35 @@ def book(
     client_locale: str = "",
     now: datetime | None = None,
 ) -> Booking:
+    """Book `start` with the first free host set: the hosts free in our database are read first,
+    their own calendars asked live (outside any transaction), then the booking is written in a
+    transaction that checks the database again."""
     now = now or timezone.now()
     if not meeting_type.is_active:
         raise SlotUnavailable
-    with transaction.atomic():
-        _lock_hosts_for_daily_limit(meeting_type)
-        free = _free_hosts(meeting_type, start, now)
-        booking = Booking.objects.create(
-            organization_id=meeting_type.organization_id,
-            meeting_type=meeting_type,
-            start=start,
-            end=start + meeting_type.duration,
-            client_name=client_name,
-            client_email=client_email,
-            client_notes=client_notes,
-            client_time_zone=client_time_zone,
-            client_locale=normalize_locale(client_locale) or "",
-        )
-        _assign(booking, _host_choices(meeting_type, free), selectors.slot_rules(meeting_type))
-        after_booking_change(booking, BookingChange.CREATED)
-    return booking
+    rules = selectors.slot_rules(meeting_type)
+
+    def commit(member_ids: list[int]) -> Booking:
+        with transaction.atomic():
+            _lock_hosts_for_daily_limit(meeting_type)
+            _ensure_free(meeting_type, member_ids, start, now)
+            booking = Booking.objects.create(
+                organization_id=meeting_type.organization_id,
+                meeting_type=meeting_type,
+                start=start,
+                end=start + meeting_type.duration,
+                client_name=client_name,
+                client_email=client_email,
+                client_notes=client_notes,
+                client_time_zone=client_time_zone,
+                client_locale=normalize_locale(client_locale) or "",
+            )
+            _assign(booking, member_ids, rules)
+            after_booking_change(booking, BookingChange.CREATED)
+        return booking
+
+    free = _free_hosts(meeting_type, start, now)
+    return _with_first_free_hosts(meeting_type, _host_choices(meeting_type, free), start, commit)
 
 
 def manage_link_expired(booking: Booking, *, now: datetime) -> bool:
@@ -173,28 +209,45 @@ def reschedule(
 ) -> Booking:
     """Move the same booking (same calendar UID, higher sequence), keeping its host when still free.
 
-    `client_locale`: the client's browser locale when the client moves it (their emails follow it)."""
+    `client_locale`: the client's browser locale when the client moves it (their emails follow it).
+    Checked like a new booking (`book`): the database, then the hosts' calendars live, then the
+    database again in the transaction that moves it."""
     now = now or timezone.now()
-    with transaction.atomic():
-        booking = Booking.objects.select_for_update().select_related("meeting_type").get(pk=booking.pk)
-        _ensure_changeable(booking, now)
-        meeting_type = booking.meeting_type
-        if not meeting_type.is_active:
+
+    def changeable(bookings) -> Booking:
+        found = bookings.select_related("meeting_type").get(pk=booking.pk)
+        _ensure_changeable(found, now)
+        if not found.meeting_type.is_active:
             raise MeetingTypeClosed
-        _lock_hosts_for_daily_limit(meeting_type)
-        free = _free_hosts(meeting_type, start, now, exclude_booking_id=booking.pk)
-        current = list(booking.host_rows.filter(is_active=True).values_list("member_id", flat=True))
-        previous_start = booking.start
-        BookingHost.objects.filter(booking=booking).delete()
-        booking.start, booking.end = start, start + meeting_type.duration
-        booking.sequence += 1
-        booking.client_locale = normalize_locale(client_locale) or booking.client_locale
-        booking.save(update_fields=["start", "end", "sequence", "client_locale", "updated_at"])
-        _assign(booking, _host_choices(meeting_type, free, prefer=current), selectors.slot_rules(meeting_type))
-        after_booking_change(
-            booking, BookingChange.RESCHEDULED, previous_start=previous_start, previous_host_ids=current
-        )
-    return booking
+        return found
+
+    def hosts_of(found: Booking) -> list[int]:
+        return list(found.host_rows.filter(is_active=True).values_list("member_id", flat=True))
+
+    def commit(member_ids: list[int]) -> Booking:
+        with transaction.atomic():
+            found = changeable(Booking.objects.select_for_update())
+            meeting_type = found.meeting_type
+            _lock_hosts_for_daily_limit(meeting_type)
+            _ensure_free(meeting_type, member_ids, start, now, exclude_booking_id=found.pk)
+            current = hosts_of(found)
+            previous_start = found.start
+            BookingHost.objects.filter(booking=found).delete()
+            found.start, found.end = start, start + meeting_type.duration
+            found.sequence += 1
+            found.client_locale = normalize_locale(client_locale) or found.client_locale
+            found.save(update_fields=["start", "end", "sequence", "client_locale", "updated_at"])
+            _assign(found, member_ids, selectors.slot_rules(meeting_type))
+            after_booking_change(
+                found, BookingChange.RESCHEDULED, previous_start=previous_start, previous_host_ids=current
+            )
+        return found
+
+    found = changeable(Booking.objects.all())
+    meeting_type = found.meeting_type
+    free = _free_hosts(meeting_type, start, now, exclude_booking_id=found.pk)
+    choices = _host_choices(meeting_type, free, prefer=hosts_of(found))
+    return _with_first_free_hosts(meeting_type, choices, start, commit)
 
 
 def cancel(*, booking: Booking, reason: str = "", now: datetime | None = None) -> Booking:
