@@ -1,8 +1,9 @@
-"""What follows a booking change: the video meeting and the emails, as steps that can't be lost.
+"""What follows a booking change: the video meeting, the emails and the events in the hosts' own
+calendars (integrations/calendars/events.py), as steps that can't be lost.
 
-One rule for all of it. Every step is a row with a state: the booking's VideoMeeting, and one
-EmailDelivery per recipient, all written in the transaction that records the change. A row
-says when it is due (`next_attempt_at`): never tried yet, failed temporarily and its retry time
+One rule for all of it. Every step is a row with a state: the booking's VideoMeeting, one
+EmailDelivery per recipient and one BookingCalendarEvent per host with a booking calendar, all
+written in the transaction that records the change. A row says when it is due (`next_attempt_at`): never tried yet, failed temporarily and its retry time
 has come, or claimed by a worker longer ago than any attempt can take. The task queued at the
 commit runs the new steps at once; one periodic sweep (`sweep`, every FOLLOW_UP_SWEEP_SECONDS)
 runs every step that is due, whatever happened to the task: the broker was down, a worker died,
@@ -36,7 +37,8 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from integrations import video
-from integrations.models import VideoMeeting
+from integrations.calendars import events as calendar_events
+from integrations.models import BookingCalendarEvent, VideoMeeting
 
 from . import emails
 from .models import Booking, BookingChange, BookingHost, EmailDelivery
@@ -75,6 +77,7 @@ def record_change(
     wait_until = now + timedelta(seconds=settings.EMAIL_WAIT_FOR_LINK_SECONDS)
     with transaction.atomic():
         video_pending = _record_video_step(booking, change, first_try)
+        calendar_events.record_change(booking, due=first_try, only_new=change == BookingChange.CREATED)
         pairs = emails.recipients_for(booking, change.email_kind, previous_host_ids=previous_host_ids)
         EmailDelivery.objects.bulk_create(
             [
@@ -138,6 +141,7 @@ def video_gave_up(booking: Booking) -> None:
         ignore_conflicts=True,
     )
     _emails_stop_waiting(booking, now)
+    calendar_events.video_changed(booking, now=now)
 
 
 def link_made(booking: Booking) -> None:
@@ -161,6 +165,7 @@ def link_made(booking: Booking) -> None:
         )
         _queue(booking.pk)
     _emails_stop_waiting(booking, now)
+    calendar_events.video_changed(booking, now=now)
 
 
 def _emails_stop_waiting(booking: Booking, now: datetime) -> None:
@@ -211,7 +216,8 @@ class Round:
 
 
 def run(booking_id: int, *, now: datetime | None = None, first_run: bool = False, round: Round | None = None) -> None:
-    """Run the booking's steps that are due: the video meeting first, then the emails."""
+    """Run the booking's steps that are due: the video meeting first, then the emails, then the
+    events in the hosts' calendars (which carry the link too, and matter less than the emails)."""
     now = now or timezone.now()
     round = round or Round()
     booking = load(booking_id)
@@ -230,6 +236,9 @@ def run(booking_id: int, *, now: datetime | None = None, first_run: bool = False
             _emails_stop_waiting(booking, now)
     if not round.mail_down:
         _run_emails(booking, now=now, first_run=first_run, round=round)
+    round.providers_down |= calendar_events.run(
+        booking, now=now, first_run=first_run, providers_down=round.providers_down
+    )
 
 
 def _run_emails(booking: Booking, *, now: datetime, first_run: bool, round: Round) -> None:
@@ -284,7 +293,7 @@ def _claim(row: EmailDelivery, booking: Booking, now: datetime) -> bool:
 def due_bookings(*, now: datetime, limit: int = SWEEP_BATCH) -> list[int]:
     """Bookings with a step that is due, the longest waiting first."""
     due = {}
-    for model in (VideoMeeting, EmailDelivery):
+    for model in (VideoMeeting, EmailDelivery, BookingCalendarEvent):
         rows = (
             model.objects.filter(next_attempt_at__lte=now)
             .values("booking_id")
@@ -336,6 +345,7 @@ def resend(booking: Booking, *, now: datetime | None = None) -> int:
         count += VideoMeeting.objects.filter(
             booking=booking, state=VideoMeeting.State.UNKNOWN, next_attempt_at=None
         ).update(next_attempt_at=now, updated_at=now)
+    count += calendar_events.resend(booking, now=now)
     if count:
         _queue(booking.pk)
     return count

@@ -44,6 +44,10 @@ class MeetingRequest:
     agenda: str
     request_id: str  # unique per booking and host: providers that support idempotency use it
     marker: str = ""  # what identifies our meeting at the provider when its creation is in doubt
+    # The calendar to write the meeting's event on, for providers whose meetings are calendar
+    # events (meeting_is_calendar_event): the host's booking calendar, so that one event is both.
+    # "" for the account's primary calendar.
+    calendar_id: str = ""
 
     @property
     def end(self) -> datetime:
@@ -213,6 +217,9 @@ class VideoProvider:
     # come as in the meeting calls; a 401 makes the caller refresh once and retry.
 
     has_calendars: bool = False
+    # True when a meeting is itself an event on the host's calendar (Google Meet): made on the
+    # host's booking calendar, it is the booking's event there too (integrations/calendars/events.py).
+    meeting_is_calendar_event: bool = False
 
     @property
     def calendar_scopes(self) -> str:

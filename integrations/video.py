@@ -96,12 +96,19 @@ def choose_connection(booking: Booking, passed_over=()) -> Connection | None:
     return None
 
 
-def meeting_request(booking: Booking, host_time_zone: str) -> MeetingRequest:
+def meeting_request(booking: Booking, host_time_zone: str, *, calendar_id: str = "") -> MeetingRequest:
+    """What the provider is asked to make. `calendar_id`: the meeting is an event on the host's
+    booking calendar (see event_calendar), and reads like the booking events made there."""
+    from .calendars import events
+
     meeting_type = booking.meeting_type
     # The marker first: lists of meetings show only the agenda's first 250 characters.
-    agenda = f"{marker(booking)}\n{meeting_type.name} booked by {booking.client_name} <{booking.client_email}>."
-    if booking.client_notes:
-        agenda += f"\n\n{booking.client_notes}"
+    if calendar_id:
+        agenda = f"{marker(booking)}\n{events.description(booking)}"
+    else:
+        agenda = f"{marker(booking)}\n{meeting_type.name} booked by {booking.client_name} <{booking.client_email}>."
+        if booking.client_notes:
+            agenda += f"\n\n{booking.client_notes}"
     return MeetingRequest(
         topic=f"{meeting_type.name} with {booking.client_name}",
         start=booking.start,
@@ -110,7 +117,26 @@ def meeting_request(booking: Booking, host_time_zone: str) -> MeetingRequest:
         agenda=agenda,
         request_id=f"{booking.uid}-{booking.sequence}",
         marker=marker(booking),
+        calendar_id=calendar_id,
     )
+
+
+def event_calendar(booking: Booking, connection: Connection) -> str:
+    """Where a meeting that is a calendar event (Google Meet) is made: on the host's booking
+    calendar when it belongs to the same account, so that one event is both the meeting and the
+    booking's event there; else ("") on the account's primary calendar."""
+    if not registry.get(connection.provider).meeting_is_calendar_event:
+        return ""
+    from .calendars import events
+
+    return events.share_with_video(booking, connection)
+
+
+def _made_on(meeting: VideoMeeting) -> str:
+    """The calendar the meeting's event was made on ("" for the primary one, or no such event)."""
+    from .calendars import events
+
+    return events.video_calendar_id(meeting.booking_id, meeting.host_id, meeting.provider)
 
 
 def _set(meeting: VideoMeeting, **fields) -> None:
@@ -196,7 +222,8 @@ def _start_create(meeting: VideoMeeting, booking: Booking, now: datetime) -> Out
 
 def _create(meeting: VideoMeeting, booking: Booking, connection: Connection, now: datetime) -> Outcome:
     provider = registry.get(connection.provider)
-    request = meeting_request(booking, connection.member.time_zone)
+    calendar_id = event_calendar(booking, connection)
+    request = meeting_request(booking, connection.member.time_zone, calendar_id=calendar_id)
     create_errors = []
 
     def create(token: str):
@@ -310,7 +337,7 @@ def _resolve(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
         return Outcome(State.CREATING)
     meeting.refresh_from_db()
     provider = registry.get(connection.provider)
-    request = meeting_request(booking, connection.member.time_zone)
+    request = meeting_request(booking, connection.member.time_zone, calendar_id=_made_on(meeting))
     try:
         found = call_with_token(connection.pk, lambda token: provider.find_meeting(token, request))
     except http.TransientHTTPError as error:
@@ -385,8 +412,16 @@ def _delete_remote(meeting: VideoMeeting) -> bool:
     if connection is None or meeting.meeting_id is None:
         return False
     provider = registry.get(meeting.provider)
+    calendar_id = _made_on(meeting)
+
+    def delete(token: str) -> None:
+        if calendar_id:  # an event on the host's booking calendar: deleted there
+            provider.delete_event(token, calendar_id, meeting.meeting_id)
+        else:
+            provider.delete_meeting(token, meeting.meeting_id)
+
     try:
-        call_with_token(connection.pk, lambda token: provider.delete_meeting(token, meeting.meeting_id))
+        call_with_token(connection.pk, delete)
     except http.TransientHTTPError as error:
         raise _ProviderBusy(error) from error
     except (http.PermanentHTTPError, ConnectionBroken) as error:
@@ -443,7 +478,7 @@ def _move(meeting: VideoMeeting, booking: Booking, now: datetime) -> Outcome:
 
 def _patch(meeting: VideoMeeting, booking: Booking, connection: Connection) -> bool:
     provider = registry.get(connection.provider)
-    request = meeting_request(booking, connection.member.time_zone)
+    request = meeting_request(booking, connection.member.time_zone, calendar_id=_made_on(meeting))
     try:
         call_with_token(connection.pk, lambda token: provider.update_meeting(token, meeting.meeting_id, request))
     except http.TransientHTTPError as error:
