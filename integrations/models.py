@@ -92,9 +92,16 @@ class Connection(EncryptedTokens):
 class PendingRevocation(EncryptedTokens):
     """Tokens of a disconnected account, kept (encrypted) only until the provider confirms the
     revocation. The connection itself is deleted at once; this row lets a background task retry
-    when the provider is down."""
+    when the provider is down.
+
+    The push channels of the account's calendars are stopped with these tokens first (a provider
+    that can't revoke, Microsoft, keeps the row only for that). `revoke` is False when the same
+    account is still connected (to another member): its grant must stay."""
 
     provider = models.CharField(max_length=16, choices=provider_choices)
+    # Push channels still to stop: integrations.calendars.push.channel_as_dict of each.
+    channels = models.JSONField(default=list, blank=True)
+    revoke = models.BooleanField(default=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

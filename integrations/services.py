@@ -10,12 +10,13 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from bookings.cache import availability_changed
 from members.models import TeamMember
 from tsp.tasks import enqueue_after_commit
 
 from . import registry
 from .base import Account, TokenSet
-from .models import Connection, PendingRevocation
+from .models import Calendar, Connection, PendingRevocation
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +53,13 @@ def save_connection(*, member: TeamMember, provider: str, tokens: TokenSet, acco
 
 @transaction.atomic
 def disconnect(*, member: TeamMember, provider: str) -> bool:
-    """Delete the stored tokens now; revoke them at the provider in the background."""
+    """Delete the stored tokens now, and with them the account's calendars and their busy time;
+    stop the calendars' push channels and revoke the tokens at the provider in the background."""
     connection = Connection.objects.select_for_update().filter(member=member, provider=provider).first()
     if connection is None:
         return False
     _revoke_later(provider, connection)
-    connection.delete()
+    _delete_connections([connection])
     return True
 
 
@@ -72,13 +74,36 @@ def revoke_unsaved(*, provider: str, tokens: TokenSet) -> None:
         _queue_revocation(pending)
 
 
-def _revoke_later(provider: str, connection: Connection) -> None:
-    if not registry.get(provider).can_revoke:
-        return  # nothing to call (Microsoft): deleting our tokens is all there is; the card says the rest
-    pending = PendingRevocation(provider=provider)
+def _revoke_later(provider: str, connection: Connection, *, revoke: bool = True) -> None:
+    """Before its tokens go: stop the connection's push channels (else the provider keeps sending
+    until they expire) and revoke the tokens, in the background. A provider that can't revoke
+    (Microsoft) has only the channels to stop; without any, deleting our tokens is all there is
+    and the card says the rest. `revoke` False: the account's grant must stay (connected to
+    another member now)."""
+    from .calendars.push import channel_as_dict, channel_of
+
+    channels = [channel_as_dict(channel_of(calendar)) for calendar in connection.calendars.exclude(channel_id="")]
+    revoke = revoke and registry.get(provider).can_revoke
+    if not revoke and not channels:
+        return
+    pending = PendingRevocation(provider=provider, channels=channels, revoke=revoke)
     pending.access_token_encrypted = connection.access_token_encrypted
     pending.refresh_token_encrypted = connection.refresh_token_encrypted
     _queue_revocation(pending)
+
+
+def _delete_connections(connections: list[Connection]) -> int:
+    """Delete connections, and their calendars and busy time with them (CASCADE): the booking pages
+    of an organization whose members lose busy time offer those times again at once."""
+    organizations = set(
+        Calendar.objects.filter(connection__in=connections, checks_busy=True)
+        .values_list("member__organization_id", flat=True)
+        .distinct()
+    )
+    deleted = Connection.objects.filter(pk__in=[connection.pk for connection in connections]).delete()[1]
+    for organization_id in organizations:
+        availability_changed(organization_id)
+    return deleted.get(Connection._meta.label, 0)
 
 
 def _queue_revocation(pending: PendingRevocation) -> None:
@@ -90,9 +115,15 @@ def _queue_revocation(pending: PendingRevocation) -> None:
 
 @transaction.atomic
 def forget_account(*, provider: str, external_user_id: str) -> int:
-    """The provider told us the user removed the app: delete everything we hold of that account."""
-    deleted, _ = Connection.objects.filter(provider=provider, external_user_id=external_user_id).delete()
-    return deleted
+    """The provider told us the user removed the app: delete everything we hold of that account.
+    Its grant is gone, so there is nothing to revoke; its push channels are stopped if the
+    provider still lets us."""
+    connections = list(
+        Connection.objects.select_for_update().filter(provider=provider, external_user_id=external_user_id)
+    )
+    for connection in connections:
+        _revoke_later(provider, connection, revoke=False)
+    return _delete_connections(connections)
 
 
 def mark_broken(connection_id: int, reason: str) -> None:

@@ -7,6 +7,7 @@ from django.utils import timezone
 from tsp.tasks import backoff_seconds
 
 from . import http, registry
+from .calendars import tasks as calendar_tasks  # noqa: F401  (Celery finds tasks only in apps' tasks modules)
 from .models import PendingRevocation
 
 logger = logging.getLogger(__name__)
@@ -16,13 +17,17 @@ REVOKE_MAX_ATTEMPTS = 8
 
 @shared_task(bind=True, acks_late=True, max_retries=REVOKE_MAX_ATTEMPTS)
 def revoke_tokens(self, pending_id: int) -> None:
-    """Revoke a disconnected account's token at the provider, retrying while it is down."""
+    """Stop a disconnected account's push channels and revoke its token at the provider, retrying
+    while it is down; then the tokens are deleted."""
     pending = PendingRevocation.objects.filter(pk=pending_id).first()
     if pending is None:
         return
     provider = registry.get(pending.provider)
     try:
-        provider.revoke(access_token=pending.access_token, refresh_token=pending.refresh_token)
+        if pending.channels:
+            _stop_channels(pending)
+        if pending.revoke and provider.can_revoke:
+            provider.revoke(access_token=pending.access_token, refresh_token=pending.refresh_token)
     except http.TransientHTTPError as error:
         pending.attempts += 1
         pending.last_error = str(error)[:500]
@@ -32,8 +37,22 @@ def revoke_tokens(self, pending_id: int) -> None:
         logger.warning("revocation %s: provider unreachable, giving up; tokens deleted anyway", pending_id)
     except http.PermanentHTTPError as error:
         logger.info("revocation %s: provider refused the access token (HTTP %s)", pending_id, error.status)
-        _revoke_through_refresh(provider, pending)
+        if pending.revoke and provider.can_revoke:
+            _revoke_through_refresh(provider, pending)
     pending.delete()
+
+
+def _stop_channels(pending: PendingRevocation) -> None:
+    """Stop the account's push channels while its tokens still work; those the provider could not
+    take now stay on the row for the retry."""
+    from .calendars.push import stop_channels_with_tokens
+
+    left = stop_channels_with_tokens(pending.provider, pending)
+    pending.channels = left
+    # The tokens too: a refused access token may have been traded for a fresh pair on the way.
+    pending.save(update_fields=["channels", "access_token_encrypted", "refresh_token_encrypted"])
+    if left:
+        raise http.TransientHTTPError(f"{len(left)} push channel(s) not stopped yet")
 
 
 def _revoke_through_refresh(provider, pending: PendingRevocation) -> None:

@@ -38,14 +38,13 @@ def _enqueue(task: Task, args: tuple, kwargs: dict) -> None:
         logger.error("could not queue %s%r: broker unreachable", task.name, args, exc_info=True)
 
 
-_in_process_sweeper: threading.Thread | None = None
+_in_process_sweepers: dict[str, threading.Thread] = {}
 
 
 def start_in_process_sweeper(task: Task, every: float) -> None:
     """Without a broker there is no celery beat: a web process runs the periodic task itself, in a
-    daemon thread (once per process). Several processes may each run it: the work is claimed."""
-    global _in_process_sweeper
-    if _in_process_sweeper is not None:
+    daemon thread (once per process and task). Several processes may each run it: the work is claimed."""
+    if task.name in _in_process_sweepers:
         return
 
     def loop() -> None:
@@ -60,5 +59,6 @@ def start_in_process_sweeper(task: Task, every: float) -> None:
             finally:
                 close_old_connections()
 
-    _in_process_sweeper = threading.Thread(target=loop, name="follow-up-sweep", daemon=True)
-    _in_process_sweeper.start()
+    thread = threading.Thread(target=loop, name=f"sweep {task.name}", daemon=True)
+    _in_process_sweepers[task.name] = thread
+    thread.start()
