@@ -88,6 +88,12 @@ class Connection(EncryptedTokens):
     def provider_info(self):
         return registry.get(self.provider)
 
+    @property
+    def grants_calendars(self) -> bool:
+        """Whether the member allowed calendar access on this account (older grants lack it)."""
+        provider = self.provider_info
+        return provider.has_calendars and provider.grants_calendars(self.scopes)
+
 
 class PendingRevocation(EncryptedTokens):
     """Tokens of a disconnected account, kept (encrypted) only until the provider confirms the

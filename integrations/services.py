@@ -23,31 +23,47 @@ logger = logging.getLogger(__name__)
 
 @transaction.atomic
 def save_connection(*, member: TeamMember, provider: str, tokens: TokenSet, account: Account) -> Connection:
-    """Store a new connection, replacing any earlier one of that member and provider (never two)."""
-    replaced = Connection.objects.select_for_update().filter(member=member, provider=provider)
-    for old in replaced.exclude(external_user_id=account.user_id):
+    """Store a new connection, replacing any earlier one of that member and provider (never two).
+
+    Connecting the same account again (to repair it, or to allow calendar access) updates its row,
+    so the member's calendars and their choices survive."""
+    earlier = Connection.objects.select_for_update().filter(member=member, provider=provider)
+    kept = earlier.filter(external_user_id=account.user_id).first()
+    replaced = list(earlier.exclude(external_user_id=account.user_id))
+    for old in replaced:
         # Another provider account than before: nothing of ours should stay authorized on it.
         # (A new authorization by the same account already ended its older tokens.)
         _revoke_later(provider, old)
-    replaced.delete()
     # Within an organization one provider account belongs to one member: connecting it here
-    # disconnects it from a colleague. Other organizations are not ours to change.
-    Connection.objects.filter(
-        provider=provider, external_user_id=account.user_id, member__organization_id=member.organization_id
-    ).delete()
-    connection = Connection(
-        member=member,
-        provider=provider,
-        external_user_id=account.user_id,
-        external_account_id=account.account_id,
-        email=account.email,
-        can_host_meetings=account.can_host_meetings,
-        scopes=tokens.scope,
-        expires_at=timezone.now() + timedelta(seconds=tokens.expires_in),
+    # disconnects it from a colleague (whose push channels stop; the grant is the one we keep).
+    # Other organizations are not ours to change.
+    colleagues = list(
+        Connection.objects.select_for_update()
+        .filter(provider=provider, external_user_id=account.user_id, member__organization_id=member.organization_id)
+        .exclude(member=member)
     )
+    for old in colleagues:
+        _revoke_later(provider, old, revoke=False)
+    _delete_connections(replaced + colleagues)
+    connection = kept or Connection(member=member, provider=provider, external_user_id=account.user_id)
+    connection.external_account_id = account.account_id
+    connection.email = account.email
+    connection.can_host_meetings = account.can_host_meetings
+    connection.scopes = tokens.scope
+    connection.expires_at = timezone.now() + timedelta(seconds=tokens.expires_in)
+    connection.status = Connection.Status.ACTIVE
+    connection.last_error = ""
     connection.access_token = tokens.access_token
     connection.refresh_token = tokens.refresh_token
     connection.save()
+    if kept and not connection.grants_calendars:
+        # The new grant leaves the calendars out (unticked on the consent page): their busy time
+        # could no longer be kept fresh, and stale busy time would block slots for nothing.
+        from .calendars import sync
+
+        for calendar in connection.calendars.filter(checks_busy=True):
+            sync.stop_checking(calendar)
+        connection.calendars.all().delete()
     return connection
 
 

@@ -9,6 +9,9 @@ urlpatterns = [
     path("integrations/<slug:provider>/callback/", views.callback, name="callback"),
     path("integrations/<slug:provider>/disconnect/", views.disconnect, name="disconnect"),
     path("integrations/<slug:provider>/disconnect/confirm/", views.disconnect_confirm, name="disconnect_confirm"),
+    # The viewer's own calendars: no URL names a member or another member's calendar.
+    path("integrations/calendars/", views.calendar_choices, name="calendar_choices"),
+    path("integrations/<slug:provider>/calendars/refresh/", views.refresh_calendars, name="refresh_calendars"),
 ]
 
 # What a provider needs beyond those (Zoom's deauthorization webhook), under its own prefix.

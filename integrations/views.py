@@ -7,6 +7,7 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,9 +16,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import member_required
 from tsp.privacy import secret_url
+from tsp.tasks import enqueue_after_commit
 
 from . import http, oauth, registry, services
 from .base import PermissionNotGranted, ProviderResponseError, VideoProvider
+from .calendars import choices
+from .calendars import tasks as calendar_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +96,9 @@ def callback(request, provider: str):
         messages.error(request, message % names)
         return _back_to_card(request)
     connection = services.save_connection(member=request.member, provider=video.key, tokens=tokens, account=account)
+    if connection.grants_calendars:
+        # The card offers the account's calendars: read their list in the background.
+        enqueue_after_commit(calendar_tasks.refresh_calendar_list, connection.pk)
     messages.success(
         request, _("%(provider)s connected · %(email)s") % {"provider": video.name, "email": connection.email}
     )
@@ -128,4 +135,40 @@ def disconnect(request, provider: str):
             )
         where = "; ".join(f"{label}: {url}" for label, url in video.removal_help)
         messages.success(request, message % {"provider": video.name, "places": where})
+    return _back_to_card(request)
+
+
+# --- Calendars ------------------------------------------------------------------------------------
+
+
+@require_POST
+@member_required
+def calendar_choices(request):
+    """Save which of the viewer's own calendars count as busy and which one receives their bookings."""
+    try:
+        choices.save_calendar_choices(
+            member=request.member,
+            busy_ids=request.POST.getlist("busy"),
+            booking_calendar_id=request.POST.get("booking_calendar"),
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("Your calendar choices were saved."))
+    return _back_to_card(request)
+
+
+@require_POST
+@member_required
+def refresh_calendars(request, provider: str):
+    """Read the list of calendars of the viewer's own account again (one added or renamed since)."""
+    video = _offered_provider(provider)
+    connection = request.member.connection_for(video.key)
+    if connection is None or not connection.is_active or not connection.grants_calendars:
+        messages.info(request, _("%(provider)s has no calendars to read here.") % {"provider": video.name})
+    else:
+        enqueue_after_commit(calendar_tasks.refresh_calendar_list, connection.pk)
+        messages.success(request, _("The list of your %(provider)s calendars is being read again.") % {
+            "provider": video.name
+        })  # fmt: skip
     return _back_to_card(request)

@@ -160,6 +160,15 @@ MATRIX: list[Row] = [
 ]
 
 MATRIX += [row for provider in registry.all_providers() for row in provider_rows(provider)]
+# The viewer's own calendar choices, like Connect: no URL names another member or their calendars
+# (naming a colleague's calendar in the form is refused: tests/test_calendar_card.py).
+MATRIX += [
+    _everyone_signed_in("integrations:calendar_choices", "post", 302),
+    *[
+        _everyone_signed_in("integrations:refresh_calendars", "post", 302) | {"args": (provider.key,)}
+        for provider in registry.all_providers()
+    ],
+]
 
 # Reachable by everyone, by design: health, redirects, and the client's pages, which are guarded
 # by unguessable links (tested in test_invitations and test_booking_flow).
