@@ -82,7 +82,7 @@ def test_the_consent_request_is_identity_platform_v2_with_the_configured_scopes_
         "response_type": "code",
         "client_id": settings.MICROSOFT_CLIENT_ID,
         "redirect_uri": "https://tsp.example/integrations/microsoft/callback/",
-        "scope": settings.MICROSOFT_SCOPES,
+        "scope": f"{settings.MICROSOFT_SCOPES} {settings.MICROSOFT_CALENDAR_SCOPES}",
         "response_mode": "query",
         "prompt": "select_account",
     }

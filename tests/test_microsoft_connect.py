@@ -59,7 +59,8 @@ def test_connect_sends_the_member_to_microsoft_with_pkce_a_fresh_state_and_an_ac
     assert query["response_type"] == "code" and query["response_mode"] == "query"
     assert query["client_id"] == settings.MICROSOFT_CLIENT_ID
     assert query["redirect_uri"] == settings.SITE_URL + "/integrations/microsoft/callback/"
-    assert query["scope"].split() == ["openid", "email", "offline_access", "User.Read", "OnlineMeetings.ReadWrite"]
+    meetings = ["openid", "email", "offline_access", "User.Read", "OnlineMeetings.ReadWrite"]
+    assert query["scope"].split() == [*meetings, "Calendars.ReadWrite"]
     assert query["prompt"] == "select_account"
     assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43
     assert len(query["state"]) >= 32

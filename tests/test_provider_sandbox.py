@@ -58,7 +58,7 @@ def test_every_providers_controls_answer_a_caller_on_this_machine(client, provid
     [
         ("/sandbox/zoom/v2/users/me/recordings", {"code": 404, "message": "Not found (Zoom sandbox)."}),
         ("/sandbox/google/calendar/v3/users/me/calendarList", {"code": 404, "status": "NOT_FOUND"}),
-        ("/sandbox/microsoft/v1.0/me/events", {"code": "NotFound"}),
+        ("/sandbox/microsoft/v1.0/me/messages", {"code": "NotFound"}),
     ],
 )
 def test_an_unknown_api_path_answers_json_404_in_the_providers_format(client, path, error):

@@ -1,8 +1,21 @@
-"""Microsoft Teams as a video provider: a work or school Microsoft account's Teams meetings."""
+"""Microsoft Teams as a video provider: a work or school Microsoft account's Teams meetings, and the
+Outlook calendars of any Microsoft account (personal ones too)."""
+
+from datetime import datetime
 
 from django.utils.translation import gettext_lazy as _
 
-from ..base import Account, CreatedMeeting, MeetingRequest, TokenSet, VideoProvider
+from ..base import (
+    Account,
+    CalendarChanges,
+    CalendarEvent,
+    CalendarInfo,
+    CreatedMeeting,
+    MeetingRequest,
+    PushChannel,
+    TokenSet,
+    VideoProvider,
+)
 from . import client
 
 WORK_OR_SCHOOL_APPS_URL = "https://myapps.microsoft.com"
@@ -69,6 +82,78 @@ class MicrosoftProvider(VideoProvider):
 
     def delete_meeting(self, access_token: str, meeting_id: str) -> None:
         client.delete_meeting(access_token, meeting_id)
+
+    # -------------------------------------------------------------- calendars
+
+    has_calendars = True
+
+    def grants_calendars(self, granted_scopes: str) -> bool:
+        # Microsoft may write granted scopes with Graph's resource prefix and in any letter case.
+        wanted = client.scope_names(self.calendar_scopes)
+        return bool(wanted) and wanted <= client.scope_names(granted_scopes)
+
+    def list_calendars(self, access_token: str) -> list[CalendarInfo]:
+        return client.list_calendars(access_token)
+
+    def calendar_changes(
+        self,
+        access_token: str,
+        calendar: CalendarInfo,
+        *,
+        cursor: str,
+        start: datetime,
+        end: datetime,
+        host_time_zone: str,
+    ) -> CalendarChanges:
+        return client.calendar_changes(
+            access_token, calendar.external_id, cursor=cursor, start=start, end=end, host_time_zone=host_time_zone
+        )
+
+    def watch_calendar(
+        self, access_token: str, calendar_id: str, *, address: str, channel_id: str, token: str, expires_at: datetime
+    ) -> PushChannel:
+        # Graph names the subscription itself: `channel_id` is not needed.
+        return client.watch_calendar(access_token, calendar_id, address=address, token=token, expires_at=expires_at)
+
+    def renew_watch(
+        self,
+        access_token: str,
+        calendar_id: str,
+        channel: PushChannel,
+        *,
+        address: str,
+        new_channel_id: str,
+        token: str,
+        expires_at: datetime,
+    ) -> PushChannel:
+        return client.renew_watch(
+            access_token, calendar_id, channel, address=address, token=token, expires_at=expires_at
+        )
+
+    def stop_watch(self, access_token: str, channel: PushChannel) -> None:
+        client.stop_watch(access_token, channel)
+
+    def free_busy(
+        self,
+        access_token: str,
+        calendar_ids: list[str],
+        *,
+        start: datetime,
+        end: datetime,
+        account_email: str,
+        timeout: float,
+    ) -> list[tuple[datetime, datetime]]:
+        # getSchedule asks by mailbox, not by calendar: see client.free_busy.
+        return client.free_busy(access_token, start=start, end=end, account_email=account_email, timeout=timeout)
+
+    def create_event(self, access_token: str, calendar_id: str, event: CalendarEvent) -> str:
+        return client.create_event(access_token, calendar_id, event)
+
+    def update_event(self, access_token: str, calendar_id: str, event_id: str, event: CalendarEvent) -> None:
+        client.update_event(access_token, calendar_id, event_id, event)
+
+    def delete_event(self, access_token: str, calendar_id: str, event_id: str) -> None:
+        client.delete_event(access_token, calendar_id, event_id)
 
     def extra_urls(self):
         # Where a watched calendar's change notifications come (integrations/calendars/webhooks.py).
