@@ -42,7 +42,8 @@ def test_the_consent_request_asks_for_offline_access_with_consent_and_the_config
         "response_type": "code",
         "client_id": settings.GOOGLE_CLIENT_ID,
         "redirect_uri": "https://tsp.example/integrations/google/callback/",
-        "scope": settings.GOOGLE_SCOPES,
+        # The meetings' scopes, and the calendars' (their list and free/busy) on top.
+        "scope": f"{settings.GOOGLE_SCOPES} {settings.GOOGLE_CALENDAR_SCOPES}",
         "access_type": "offline",
         "prompt": "consent",
         "include_granted_scopes": "true",

@@ -51,7 +51,7 @@ def test_connect_sends_the_member_to_google_for_offline_access_with_pkce_and_a_f
     assert query["response_type"] == "code"
     assert query["client_id"] == settings.GOOGLE_CLIENT_ID
     assert query["redirect_uri"] == settings.SITE_URL + "/integrations/google/callback/"
-    assert query["scope"].split() == ["openid", "email", CALENDAR_SCOPE]
+    assert query["scope"].split() == ["openid", "email", CALENDAR_SCOPE, *settings.GOOGLE_CALENDAR_SCOPES.split()]
     assert (query["access_type"], query["prompt"]) == ("offline", "consent")
     assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43
     assert len(query["state"]) >= 32

@@ -57,7 +57,7 @@ def test_every_providers_controls_answer_a_caller_on_this_machine(client, provid
     "path, error",
     [
         ("/sandbox/zoom/v2/users/me/recordings", {"code": 404, "message": "Not found (Zoom sandbox)."}),
-        ("/sandbox/google/calendar/v3/users/me/calendarList", {"code": 404, "status": "NOT_FOUND"}),
+        ("/sandbox/google/calendar/v3/colors", {"code": 404, "status": "NOT_FOUND"}),
         ("/sandbox/microsoft/v1.0/me/messages", {"code": "NotFound"}),
     ],
 )
@@ -73,7 +73,7 @@ def test_an_unknown_api_path_answers_json_404_in_the_providers_format(client, pa
 @pytest.mark.parametrize(
     "path, allowed",
     [
-        ("/sandbox/google/calendar/v3/calendars/primary/events", "POST"),
+        ("/sandbox/google/calendar/v3/calendars/primary/events", "GET, POST"),
         ("/sandbox/microsoft/v1.0/me/onlineMeetings", "POST"),
         ("/sandbox/zoom/oauth/token", "POST"),
     ],

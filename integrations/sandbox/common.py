@@ -292,6 +292,8 @@ class ProviderSandbox:
     state_class = SandboxState
     items_label = "Meetings"  # what the control page counts per user, from user_summary's "items"
     remove_app_label = "Remove app"
+    # A provider's own part of the control page (a template, given control_section_context()), if any.
+    control_section_template = ""
 
     def __init__(self):
         self.lock = SharedState(self.name, self.state_class)
@@ -755,6 +757,10 @@ class ProviderSandbox:
         """How many of the provider's own records (meetings, events) the user has."""
         return 0
 
+    def control_section_context(self) -> dict:
+        """What `control_section_template` shows."""
+        return {}
+
 
 def _check_failure(failure: InjectedFailure) -> None:
     if failure.status is not None and (type(failure.status) is not int or not 200 <= failure.status <= 599):
@@ -934,6 +940,8 @@ def control_page(request, sandbox: ProviderSandbox):
         "items_label": sandbox.items_label,
         "remove_app_label": sandbox.remove_app_label,
         "remove_app_help": sandbox.remove_app_help(),
+        "section_template": sandbox.control_section_template,
+        **sandbox.control_section_context(),
     }
     return sandbox.render(request, "sandbox/control.html", context)
 
