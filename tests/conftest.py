@@ -10,7 +10,12 @@ from members.services import add_default_working_hours
 
 # Fixtures shared by many modules (frozen_now; zoom_sandbox, eager_retries), without a `noqa`
 # import of each in every module that uses them.
-pytest_plugins = ["tests.booking_helpers", "tests.zoom_helpers", "tests.provider_sandbox_helpers"]
+pytest_plugins = [
+    "tests.booking_helpers",
+    "tests.zoom_helpers",
+    "tests.provider_sandbox_helpers",
+    "tests.calendar_helpers",
+]
 
 _counter = itertools.count(1)
 PASSWORD = "correct-horse-battery-staple-42"

@@ -207,13 +207,16 @@ def _claim(calendar_id: int, now: datetime) -> bool:
 
 
 def _release(calendar_id: int) -> bool:
-    """Let go of the claim. True when a change was announced meanwhile (sync once more)."""
-    with transaction.atomic():
-        row = Calendar.objects.select_for_update().filter(pk=calendar_id).values("sync_again", "checks_busy").first()
-        if row is None:
-            return False
-        Calendar.objects.filter(pk=calendar_id).update(sync_claimed_at=None, sync_again=False)
-    return row["sync_again"] and row["checks_busy"]
+    """Let go of the claim. True when a change was announced meanwhile (sync once more).
+
+    Single statements, no lock: a notification that comes after the first UPDATE finds no claim
+    and takes the calendar itself; one that came before it made the first UPDATE match nothing."""
+    if Calendar.objects.filter(pk=calendar_id, sync_again=False).update(sync_claimed_at=None):
+        return False
+    if Calendar.objects.filter(pk=calendar_id, checks_busy=True).update(sync_claimed_at=None, sync_again=False):
+        return True
+    Calendar.objects.filter(pk=calendar_id).update(sync_claimed_at=None, sync_again=False)  # unchecked meanwhile
+    return False
 
 
 def _sync_claimed(calendar_id: int, *, now: datetime) -> bool:
