@@ -514,13 +514,13 @@ def _needs_zone_for_recurrence(event: dict) -> None:
         raise api_error(400, "Missing time zone definition for start time.", "required")
 
 
-def _horizon() -> datetime:
-    return datetime.fromtimestamp(now(), UTC) + gc.RECURRENCE_HORIZON
+def _now_utc() -> datetime:
+    return datetime.fromtimestamp(now(), UTC)
 
 
 def _checked_expansion(event: dict) -> set[str]:
     try:
-        return gc.instance_ids(event, _horizon())
+        return gc.instance_ids(event, _now_utc())
     except gc.CalendarDataError as error:
         raise _data_error(error) from None
 
@@ -687,11 +687,11 @@ def _changed_locked(state: GoogleState, calendar: Calendar, *event_ids: str) -> 
 
 def _change_event_locked(state: GoogleState, calendar: Calendar, event: dict, change) -> list[dict]:
     """Apply `change(event)`; a recurring event's vanished occurrences become cancelled ones."""
-    before = gc.instance_ids(event, _horizon())
+    before = gc.instance_ids(event, _now_utc())
     change(event)
     event["updated"] = iso_z(now())
     event["etag"] = f'"{secrets.randbelow(10**16)}"'
-    after = gc.instance_ids(event, _horizon())
+    after = gc.instance_ids(event, _now_utc())
     touched = gc.reconcile_instances(calendar, event["id"], before, after)
     return _changed_locked(state, calendar, event["id"], *touched)
 
@@ -882,9 +882,8 @@ def _list_events(request, calendar_id: str) -> JsonResponse:
 
 
 def _matching_events(calendar: Calendar, *, single: bool, since, start, end, deleted: bool) -> list[dict]:
-    until = end or _horizon()
     if single:
-        items = gc.single_events(calendar, until=until, changed_since=since)
+        items = gc.single_events(calendar, until=end, now=_now_utc(), changed_since=since)
     else:
         items = [
             copy.deepcopy(event)
@@ -895,11 +894,12 @@ def _matching_events(calendar: Calendar, *, single: bool, since, start, end, del
         return items  # incremental: every change, deletions included, wherever it lies in time
     if not deleted:
         items = [item for item in items if item["status"] != "cancelled"]
-    return [item for item in items if _in_window(calendar, item, start, end, until)]
+    return [item for item in items if _in_window(calendar, item, start, end)]
 
 
-def _in_window(calendar: Calendar, event: dict, start, end, until) -> bool:
+def _in_window(calendar: Calendar, event: dict, start, end) -> bool:
     if gc.is_recurring(event):  # a series (singleEvents=false) is in the window if one occurrence is
+        until = end or gc.horizon(event, _now_utc())
         return any(gc.overlaps(calendar, item, start, end) for item in gc.instances(event, until))
     return gc.overlaps(calendar, event, start, end)
 
@@ -1109,7 +1109,7 @@ def free_busy(request):
             if calendar is None:
                 calendars[item["id"]] = {"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}
                 continue
-            busy = gc.busy_periods(calendar, start, end)
+            busy = gc.busy_periods(calendar, start, end, _now_utc())
             calendars[item["id"]] = {"busy": [{"start": iso_z(first), "end": iso_z(last)} for first, last in busy]}
     return JsonResponse(
         {"kind": "calendar#freeBusy", "timeMin": iso_z(start), "timeMax": iso_z(end), "calendars": calendars}
@@ -1249,7 +1249,7 @@ def add_event(
             raise ValueError(str(error)) from None
         event = _new_event(calendar, user, _random_event_id(), body, fields)
         try:
-            gc.instance_ids(event, _horizon())
+            gc.instance_ids(event, _now_utc())
         except gc.CalendarDataError as error:
             raise ValueError(str(error)) from None
         calendar.events[event["id"]] = event

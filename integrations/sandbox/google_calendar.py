@@ -24,9 +24,10 @@ from dateutil.rrule import rrulestr
 
 DEFAULT_PAGE_SIZE = 250
 MAX_PAGE_SIZE = 2500
-# An endless rule (no COUNT or UNTIL) is expanded this far ahead of sandbox time, at most this often.
+# Without a window, an endless rule (no COUNT or UNTIL) is expanded this far ahead of sandbox time
+# (or of the event's start, if later), and no rule beyond this many occurrences.
 RECURRENCE_HORIZON = timedelta(days=3 * 366)
-MAX_INSTANCES = 1000
+MAX_INSTANCES = 5000
 ACCESS_ROLES = ("freeBusyReader", "reader", "writer", "owner")  # weakest first, as minAccessRole ranks them
 WRITE_ROLES = {"writer", "owner"}
 TRANSPARENCIES = {"opaque", "transparent"}
@@ -254,10 +255,18 @@ def instances(event: dict, until: datetime) -> list[dict]:
     return result
 
 
-def instance_ids(event: dict, until: datetime) -> set[str]:
+def horizon(event: dict, now: datetime) -> datetime:
+    """How far a recurring event is expanded when no window says: years ahead of now, or of its start."""
+    first = parse_moment(event["start"], "start")
+    first = first if isinstance(first, datetime) else datetime.combine(first, time(0), tzinfo=UTC)
+    return max(now, first.astimezone(UTC)) + RECURRENCE_HORIZON
+
+
+def instance_ids(event: dict, now: datetime) -> set[str]:
+    """The ids of a live recurring event's occurrences (none for another event)."""
     if not is_recurring(event) or event.get("status") == "cancelled":
         return set()
-    return {instance_id(event["id"], start) for start in _occurrence_starts(event, until)}
+    return {instance_id(event["id"], start) for start in _occurrence_starts(event, horizon(event, now))}
 
 
 def reconcile_instances(calendar: Calendar, master_id: str, before: set[str], after: set[str]) -> list[str]:
@@ -289,10 +298,12 @@ def _original_start(instance: str) -> dict:
 # --- Listing -------------------------------------------------------------------------------------
 
 
-def single_events(calendar: Calendar, *, until: datetime, changed_since: int | None = None) -> list[dict]:
-    """Every event of the calendar with recurring ones as their instances (cancelled ones too);
-    with `changed_since`, only what changed after that sequence (all instances of a changed
-    recurring event)."""
+def single_events(
+    calendar: Calendar, *, until: datetime | None, now: datetime, changed_since: int | None = None
+) -> list[dict]:
+    """Every event of the calendar with recurring ones as their instances up to `until` (or their
+    horizon), cancelled ones too; with `changed_since`, only what changed after that sequence (all
+    instances of a changed recurring event)."""
     result = []
     for event in calendar.events.values():
         if changed_since is not None and calendar.changed_at.get(event["id"], 0) <= changed_since:
@@ -301,7 +312,8 @@ def single_events(calendar: Calendar, *, until: datetime, changed_since: int | N
             result.append(copy.deepcopy(event))
         elif event["status"] != "cancelled":  # a deleted series: its instances are cancelled exceptions
             exceptions = calendar.events
-            result.extend(item for item in instances(event, until) if item["id"] not in exceptions)
+            last = until or horizon(event, now)
+            result.extend(item for item in instances(event, last) if item["id"] not in exceptions)
     return result
 
 
@@ -335,10 +347,10 @@ def is_busy(event: dict) -> bool:
     return not any(item.get("responseStatus") in ("declined", "tentative") for item in mine)
 
 
-def busy_periods(calendar: Calendar, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+def busy_periods(calendar: Calendar, start: datetime, end: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
     """The calendar's busy time in [start, end), merged, in UTC."""
     spans = []
-    for event in single_events(calendar, until=end):
+    for event in single_events(calendar, until=end, now=now):
         if not is_busy(event):
             continue
         first, last = bounds(calendar, event)
