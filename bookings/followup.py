@@ -3,12 +3,13 @@ calendars (integrations/calendars/events.py), as steps that can't be lost.
 
 One rule for all of it. Every step is a row with a state: the booking's VideoMeeting, one
 EmailDelivery per recipient and one BookingCalendarEvent per host with a booking calendar, all
-written in the transaction that records the change. A row says when it is due (`next_attempt_at`): never tried yet, failed temporarily and its retry time
-has come, or claimed by a worker longer ago than any attempt can take. The task queued at the
-commit runs the new steps at once; one periodic sweep (`sweep`, every FOLLOW_UP_SWEEP_SECONDS)
-runs every step that is due, whatever happened to the task: the broker was down, a worker died,
-the database connection was cut, SMTP or Zoom was away for hours. Running a step twice is
-harmless, because each is claimed with a conditional UPDATE first.
+written in the transaction that records the change. A row says when it is due
+(`next_attempt_at`): never tried yet, failed temporarily and its retry time has come, or
+claimed by a worker longer ago than any attempt can take. The task queued at the commit runs
+the new steps at once; one periodic sweep (`sweep`, every FOLLOW_UP_SWEEP_SECONDS) runs every
+step that is due, whatever happened to the task: the broker was down, a worker died, the
+database connection was cut, SMTP or Zoom was away for hours. Running a step twice is harmless,
+because each is claimed with a conditional UPDATE first.
 
 Emails wait for the video step, so that they carry the link, but at most
 EMAIL_WAIT_FOR_LINK_SECONDS: a client's confirmation must not wait for a provider outage. When

@@ -31,6 +31,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Least
 from django.urls import reverse
@@ -187,16 +188,17 @@ def video_changed(booking: Booking, *, now: datetime) -> None:
 def resend(booking: Booking, *, now: datetime) -> int:
     """An admin's "Send again": failed calendar steps are due again, with a fresh budget; a host who
     chose another booking calendar since gets the event there. Returns how many were failed."""
-    failed = list(BookingCalendarEvent.objects.filter(booking=booking, state=State.FAILED))
-    if not failed or booking.is_cancelled:
-        return 0
-    held = [row.pk for row in failed if row.event_id]
-    BookingCalendarEvent.objects.filter(pk__in=held).update(
-        state=State.READY, needs_sync=True, attempts=0, next_attempt_at=now, last_error="", updated_at=now
-    )
-    # The others made nothing: recorded afresh, as for a new booking.
-    BookingCalendarEvent.objects.filter(pk__in=[row.pk for row in failed if not row.event_id]).delete()
-    record_change(booking, due=now, only_new=True)
+    with transaction.atomic():
+        failed = list(BookingCalendarEvent.objects.select_for_update().filter(booking=booking, state=State.FAILED))
+        if not failed or booking.is_cancelled:
+            return 0
+        held = [row.pk for row in failed if row.event_id]
+        BookingCalendarEvent.objects.filter(pk__in=held).update(
+            state=State.READY, needs_sync=True, attempts=0, next_attempt_at=now, last_error="", updated_at=now
+        )
+        # The others made nothing: recorded afresh, as for a new booking.
+        BookingCalendarEvent.objects.filter(pk__in=[row.pk for row in failed if not row.event_id]).delete()
+        record_change(booking, due=now, only_new=True)
     return len(failed)
 
 
