@@ -301,6 +301,20 @@ def test_refresh_without_a_calendar_account_says_there_is_nothing_to_read(member
     assert "Google has no calendars to read here." in follow(browser, response)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["google", "microsoft"])
+def test_the_guide_names_every_calendar_scope_and_says_what_is_read_and_written(client, key):
+    page = text_of(client.get(reverse(f"help:{key}")).content.decode())
+
+    scopes = settings.GOOGLE_CALENDAR_SCOPES if key == "google" else settings.MICROSOFT_CALENDAR_SCOPES
+    for scope in scopes.split():
+        assert scope in page
+    assert "What is read: busy times, not titles." in page
+    assert "What is written: one event per booking" in page
+    assert "untick “Count as busy” on your card and save: its busy times are deleted at once" in page
+    assert "your calendars and their busy times are deleted at once" in page
+
+
 # --- Over HTTP against the Google and Microsoft fakes ------------------------------------------------
 
 
