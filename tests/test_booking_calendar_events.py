@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bookings import followup
+from bookings import services as booking_services
 from bookings import tasks as booking_tasks
 from bookings.models import BookingChange
 from integrations import http, registry
@@ -260,6 +261,22 @@ def test_a_google_meet_booking_is_one_event_on_the_chosen_calendar_that_carries_
 
     assert google_events(HANA_GOOGLE) == []
     assert row_of(booking, hana).state == Row.DELETED
+
+
+def test_a_link_typed_by_the_host_instead_of_the_meet_is_written_into_the_same_event(hana):
+    books_into(hana, "google", HANA_GOOGLE)
+    booking = book_zoom_meeting(google_helpers.meet_meeting_type(hana.organization, [hana]), weekday_at(10))
+    (event,) = google_events(HANA_GOOGLE)
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        booking_services.set_video_link(booking=booking, by=hana, join_url="https://meet.example.org/hana-room")
+
+    (rewritten,) = google_events(HANA_GOOGLE)
+    row = row_of(booking, hana)
+    assert rewritten["id"] == event["id"] == row.event_id
+    assert (row.state, row.shares_video_event) == (Row.READY, False)
+    assert rewritten["location"] == "https://meet.example.org/hana-room"
+    assert "https://meet.example.org/hana-room" in rewritten["description"]
 
 
 def test_a_teams_booking_gets_a_teams_meeting_and_one_outlook_event_with_the_join_link(ivo):

@@ -537,6 +537,11 @@ def _follow_video(
         if meeting.next_attempt_at is not None:
             _set(row, next_attempt_at=now + timedelta(seconds=settings.FOLLOW_UP_SWEEP_SECONDS))
             return Outcome(row.state)
+    if meeting is not None and meeting.is_manual and row.state == State.READY:
+        # A typed link replaced the Meet, whose event stays in the calendar (video.use_manual_link):
+        # it becomes this row's own event, rewritten with the typed link.
+        _set(row, shares_video_event=False, needs_sync=True, next_attempt_at=now)
+        return run_step(row, booking, now=now)
     # The meeting went elsewhere (another host or provider) or won't be made: an event of our own.
     _set(row, shares_video_event=False, state=State.PENDING, event_id=None, needs_sync=False, next_attempt_at=now)
     return run_step(row, booking, now=now)
