@@ -305,6 +305,14 @@ def test_a_revoked_account_stops_being_synced_until_it_is_reconnected(account, h
     assert calendar.next_sync_at is None and calendar.sync_error
     assert sweep.due_calendars(timezone.now() + timedelta(days=1)) == []
 
+    # She connects the same account again: the calendar, her choice kept, is synced at once.
+    day = a_day_ahead()
+    account.add_meeting(local(day, "10:00"), local(day, "11:00"))
+    account.connect(hana)
+    calendar.refresh_from_db()
+    assert calendar.checks_busy and calendar.sync_error == "" and calendar.next_sync_at is not None
+    assert busy_rows(hana) == [(local(day, "10:00"), local(day, "11:00"))]
+
 
 def test_a_sync_asked_for_while_another_runs_makes_that_one_run_again(account, hana):
     account.connect(hana)
