@@ -7,11 +7,14 @@ The member's browser is Django's test client (our pages) plus a `requests.Sessio
 as in tests/zoom_helpers.py, whose steps these reuse.
 """
 
+import json
 import re
 
 import requests
 from django.conf import settings
-from django.urls import reverse
+from django.http import HttpResponse
+from django.urls import path, reverse
+from django.views.decorators.csrf import csrf_exempt
 
 from integrations.base import Account, TokenSet
 from integrations.models import Connection
@@ -94,8 +97,8 @@ def teams_meetings(organizer_email: str | None = None) -> list[dict]:
     ]
 
 
-def graph_api(method: str, path: str, access_token: str, **kwargs) -> requests.Response:
-    headers = {"Authorization": f"Bearer {access_token}"}
+def graph_api(method: str, path: str, access_token: str, *, headers=None, **kwargs) -> requests.Response:
+    headers = {**(headers or {}), "Authorization": f"Bearer {access_token}"}
     return requests.request(method, settings.MICROSOFT_API_BASE_URL + path, headers=headers, timeout=10, **kwargs)
 
 
@@ -107,3 +110,38 @@ def teams_meeting_type(organization, hosts, **overrides) -> MeetingType:
     fields = {"name": "Intro call", "location": MeetingType.Location.MICROSOFT_TEAMS, "location_detail": ""}
     fields.update(overrides)
     return make_meeting_type(organization, hosts, **fields)
+
+
+# --- A stand-in for a notification endpoint, for tests of Graph subscriptions alone ---------------
+# A test module mounts `receiver_urlpatterns` in its own urlconf (the product's URLs after them).
+
+notifications_received: list[dict] = []
+
+
+@csrf_exempt
+def _echoing_receiver(request):
+    """Answers Graph's validation handshake as a notification endpoint must (the token, as
+    text/plain) and keeps every notification's JSON."""
+    if "validationToken" in request.GET:
+        return HttpResponse(request.GET["validationToken"], content_type="text/plain")
+    notifications_received.append(json.loads(request.body))
+    return HttpResponse(status=202)
+
+
+@csrf_exempt
+def _refusing_receiver(request):
+    return HttpResponse("not the token", content_type="text/plain")
+
+
+receiver_urlpatterns = [
+    path("test-graph-receiver/", _echoing_receiver),
+    path("test-graph-refuser/", _refusing_receiver),
+]
+
+
+def receiver_url() -> str:
+    return settings.SITE_URL + "/test-graph-receiver/"
+
+
+def refuser_url() -> str:
+    return settings.SITE_URL + "/test-graph-refuser/"

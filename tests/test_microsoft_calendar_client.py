@@ -4,7 +4,6 @@ tentative, free, cancelled, deleted and our own booking events don't), all-day a
 calendarView delta and its deltaLink, change-notification subscriptions with Graph's validation
 handshake, getSchedule, and the bookings' own events written exactly once."""
 
-import json
 import secrets
 import threading
 from datetime import UTC, datetime, timedelta
@@ -14,9 +13,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
-from django.http import HttpResponse
-from django.urls import path
-from django.views.decorators.csrf import csrf_exempt
 
 from integrations import http, oauth
 from integrations.base import CalendarEvent, CalendarInfo, ProviderResponseError, PushChannel, SyncCursorExpired
@@ -25,7 +21,8 @@ from integrations.microsoft.provider import provider
 from integrations.sandbox import microsoft
 
 from . import zoom_helpers
-from .microsoft_helpers import consent
+from .microsoft_helpers import consent, receiver_url, receiver_urlpatterns, refuser_url
+from .microsoft_helpers import notifications_received as received
 from .zoom_helpers import query_of
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("product_with_a_receiver")]
@@ -35,30 +32,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 WINDOW_START = datetime(2030, 3, 1, tzinfo=UTC)
 WINDOW_END = datetime(2030, 5, 1, tzinfo=UTC)
 
-# --- A stand-in for the product's notification endpoint (this module is also the urlconf) ---------
-
-received: list[dict] = []
-
-
-@csrf_exempt
-def receiver(request):
-    """Answers Graph's validation handshake as the product must, and keeps every notification."""
-    if "validationToken" in request.GET:
-        return HttpResponse(request.GET["validationToken"], content_type="text/plain")
-    received.append(json.loads(request.body))
-    return HttpResponse(status=202)
-
-
-@csrf_exempt
-def refuser(request):
-    return HttpResponse("no", content_type="text/plain")
-
-
-urlpatterns = [
-    path("test-receiver/", receiver),
-    path("test-refuser/", refuser),
-    *zoom_helpers.urlpatterns,
-]
+urlpatterns = [*receiver_urlpatterns, *zoom_helpers.urlpatterns]
 
 
 @pytest.fixture
@@ -77,10 +51,6 @@ def access() -> str:
 @pytest.fixture
 def calendar() -> CalendarInfo:
     return CalendarInfo(external_id=microsoft.default_calendar_id(ADA), name="Calendar", is_primary=True)
-
-
-def receiver_url() -> str:
-    return settings.SITE_URL + "/test-receiver/"
 
 
 def changes(access, calendar, cursor="", zone="Europe/Berlin"):
@@ -444,7 +414,7 @@ def test_an_address_that_does_not_answer_the_handshake_gets_no_subscription(acce
         provider.watch_calendar(
             access,
             calendar.external_id,
-            address=settings.SITE_URL + "/test-refuser/",
+            address=refuser_url(),
             channel_id="",
             token="t",
             expires_at=datetime.now(UTC) + timedelta(days=1),

@@ -38,21 +38,30 @@ import threading
 import time as _time
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from functools import wraps
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.urls import path
+from django.views.decorators.http import require_POST
 
 from .common import (
     ACCESS_TOKEN_TTL_SECONDS,
+    CONTROL_REFUSED,
     ProviderSandbox,
     SandboxError,
     SandboxState,
     SandboxUser,
+    control_endpoint,
+    email_param,
     identity_digest,
     iso_z,
+    may_control,
     unsigned_jwt,
     with_query,
 )
@@ -180,7 +189,37 @@ class MicrosoftSandbox(ProviderSandbox):
         return sum(1 for meeting in state.meetings.values() if meeting["_organizer_id"] == user.id)
 
     def extra_summary_locked(self, state: MicrosoftState, moment: float) -> dict:
-        return {"meetings": [_meeting_summary(state, meeting) for meeting in state.meetings.values()]}
+        return {
+            "meetings": [_meeting_summary(state, meeting) for meeting in state.meetings.values()],
+            "calendars": [
+                {
+                    "id": calendar["id"],
+                    "owner": state.users[calendar["_owner_id"]].email,
+                    "name": calendar["name"],
+                    "default": calendar["isDefaultCalendar"],
+                    "can_edit": calendar["canEdit"],
+                    "events": sum(1 for event in state.events.values() if event["_calendar_id"] == calendar["id"]),
+                    "changes": calendar["_changes"],
+                }
+                for calendar in state.calendars.values()
+            ],
+            "subscriptions": [
+                {
+                    "id": item["id"],
+                    "owner": state.users[item["_owner_id"]].email,
+                    "calendar_id": item["_calendar_id"],
+                    "expirationDateTime": item["expirationDateTime"],
+                    "expired": item["_expires_at"] <= moment,
+                }
+                for item in state.subscriptions.values()
+            ],
+        }
+
+    control_section_template = "sandbox/microsoft_calendars.html"
+
+    def control_section_context(self) -> dict:
+        with self.lock as state:
+            return {"calendar_users": _page_calendars_locked(state)}
 
     def remove_app_help(self) -> str:
         return (
@@ -1156,9 +1195,9 @@ def calendar_view_delta(request, calendar_id: str):
             token = secrets.token_urlsafe(24)
             record = {"calendar_id": calendar["id"], "epoch": calendar["_sync_epoch"], "items": rest}
             _remember(state.skip_tokens, token, {**record, "delta_token": next_delta}, keep=SKIP_TOKENS_KEPT)
-            answer["@odata.nextLink"] = with_query(base, {"$skiptoken": token})
+            answer["@odata.nextLink"] = f"{base}?$skiptoken={token}"  # URL-safe tokens: nothing to quote
         else:
-            answer["@odata.deltaLink"] = with_query(base, {"$deltatoken": next_delta})
+            answer["@odata.deltaLink"] = f"{base}?$deltatoken={next_delta}"
     return JsonResponse(answer)
 
 
@@ -1552,3 +1591,220 @@ def expire_delta_tokens(email: str | None = None) -> int:
                 calendar["_sync_epoch"] += 1
                 changed += 1
         return changed
+
+
+# --- Control API and the control page's calendars ----------------------------------------------
+
+CONTROL_PAGE_EVENTS = 20  # per calendar: the page lists the next ones
+
+
+def _control_call(sandbox, action):
+    try:
+        return action()
+    except (LookupError, ValueError, TypeError) as error:
+        raise sandbox.error(404 if isinstance(error, LookupError) else 400, str(error)) from error
+
+
+def _known_user(email: str) -> None:
+    with SANDBOX.lock as state:
+        SANDBOX.user_or_error_locked(state, email)
+
+
+@control_endpoint("POST")
+def control_add_calendar(request, sandbox):
+    body = sandbox.json_object(request)
+    email = email_param(sandbox, body) or DEFAULT_EMAIL
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise sandbox.error(400, "name (a non-empty string) is required.")
+    can_edit = body.get("can_edit", True)
+    return JsonResponse(
+        {"id": _control_call(sandbox, lambda: add_calendar(email, name.strip(), can_edit=bool(can_edit)))}
+    )
+
+
+def _moment_param(value, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be an ISO 8601 string")
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@control_endpoint("POST")
+def control_add_event(request, sandbox):
+    """{email, start, end (ISO; without offset: wall times in time_zone), time_zone, calendar_id,
+    all_day, show_as, subject, recurrence (Graph's)} → {"id"}."""
+    body = sandbox.json_object(request)
+    email = email_param(sandbox, body) or DEFAULT_EMAIL
+    keys = ("calendar_id", "show_as", "recurrence", "subject", "time_zone")
+
+    def add() -> str:
+        if body.get("show_as", "busy") not in SHOW_AS:
+            raise ValueError(f"show_as must be one of {', '.join(SHOW_AS)}")
+        start, end = _moment_param(body.get("start"), "start"), _moment_param(body.get("end"), "end")
+        extra = {key: body[key] for key in keys if key in body}
+        return add_event(email, start, end, all_day=bool(body.get("all_day")), **extra)
+
+    return JsonResponse({"id": _control_call(sandbox, add)})
+
+
+@control_endpoint("POST")
+def control_delete_event(request, sandbox):
+    body = sandbox.json_object(request)
+    event_id = body.get("event_id")
+    if not isinstance(event_id, str) or not event_id:
+        raise sandbox.error(400, "event_id (a string) is required.")
+    _control_call(sandbox, lambda: delete_event(event_id))
+    return JsonResponse({"deleted": event_id})
+
+
+@control_endpoint("GET")
+def control_subscriptions(request, sandbox):
+    return JsonResponse({"subscriptions": subscriptions(), "deliveries": deliveries()})
+
+
+@control_endpoint("POST")
+def control_expire_subscriptions(request, sandbox):
+    body = sandbox.json_object(request, empty_ok=True)
+    email = email_param(sandbox, body)
+    return JsonResponse({"expired_subscriptions": _control_call(sandbox, lambda: expire_subscriptions(email))})
+
+
+@control_endpoint("POST")
+def control_expire_delta_tokens(request, sandbox):
+    body = sandbox.json_object(request, empty_ok=True)
+    email = email_param(sandbox, body)
+    return JsonResponse({"expired_calendars": _control_call(sandbox, lambda: expire_delta_tokens(email))})
+
+
+def _page_event(instance_start: datetime, instance_end: datetime, event: dict) -> dict:
+    zone = instance_start.tzinfo
+    if event["isAllDay"]:
+        days = (instance_end.date() - instance_start.date()).days
+        when = f"{instance_start:%Y-%m-%d} all day" + (f" ({days} days)" if days > 1 else "")
+    else:
+        when = f"{instance_start:%Y-%m-%d %H:%M}–{instance_end:%H:%M} {_zone_name(zone)}"
+    return {
+        "id": event["id"],
+        "subject": event["subject"] or "(no subject)",
+        "when": when,
+        "shows_as": event["showAs"],
+        "cancelled": event["isCancelled"],
+        "repeats": bool(event.get("seriesMasterId")),
+        "ours": str(event.get("transactionId") or "").startswith("tsp-"),
+    }
+
+
+def _page_calendars_locked(state: MicrosoftState) -> list[dict]:
+    """What the control page shows of each user's calendars: their coming events and occurrences."""
+    moment = datetime.fromtimestamp(now(), UTC)
+    start, end = moment - timedelta(days=1), moment + timedelta(days=366)
+    users = []
+    for number, user in enumerate(state.users.values(), 1):
+        calendars = []
+        for calendar in _calendars_locked(state, user):
+            window = list(_window_locked(state, calendar["id"], start, end).values())
+            calendars.append(
+                {
+                    "key": f"{number}-{len(calendars) + 1}",  # the page's element ids
+                    "id": calendar["id"],
+                    "name": calendar["name"],
+                    "default": calendar["isDefaultCalendar"],
+                    "can_edit": calendar["canEdit"],
+                    "events": [_page_event(*found) for found in window[:CONTROL_PAGE_EVENTS]],
+                    "more_events": max(0, len(window) - CONTROL_PAGE_EVENTS),
+                }
+            )
+        users.append({"email": user.email, "calendars": calendars})
+    return users
+
+
+def _back_to_control(request, level, text: str):
+    messages.add_message(request, level, text)
+    return redirect("microsoft_sandbox:control")
+
+
+def _page_only(view):
+    """A form of the control page: the same callers as the control API, with the page's CSRF token."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not may_control(request):
+            return HttpResponse(CONTROL_REFUSED, status=403, content_type="text/plain; charset=utf-8")
+        return view(request, *args, **kwargs)
+
+    return require_POST(wrapper)
+
+
+@_page_only
+def control_page_add_event(request, sandbox):
+    """The control page's "Add event": a date and wall times in a zone, or all day; how it shows."""
+    form = request.POST
+    email, calendar_id = form.get("email", ""), form.get("calendar_id", "")
+    show_as = form.get("show_as", "busy")
+    subject = form.get("subject", "").strip()[:SUBJECT_LIMIT] or "Busy"
+    try:
+        _known_user(email)
+        if show_as not in SHOW_AS:
+            raise ValueError(f"show as must be one of {', '.join(SHOW_AS)}")
+        day = date.fromisoformat(form.get("date", ""))
+        if form.get("all_day") == "on":
+            start, end, zone = datetime.combine(day, time()), datetime.combine(day + timedelta(days=1), time()), "UTC"
+        else:
+            zone = form.get("time_zone", "").strip() or "UTC"
+            _zone(zone, "time zone")
+            start = datetime.combine(day, time.fromisoformat(form.get("start_time", "")))
+            end = datetime.combine(day, time.fromisoformat(form.get("end_time", "")))
+        add_event(
+            email,
+            start,
+            end,
+            calendar_id=calendar_id,
+            all_day=form.get("all_day") == "on",
+            show_as=show_as,
+            subject=subject,
+            time_zone=zone,
+        )
+    except SandboxError as error:
+        return _back_to_control(request, messages.ERROR, f"Event not added: {error.body['error']['message']}")
+    except (LookupError, ValueError) as error:
+        return _back_to_control(request, messages.ERROR, f"Event not added: {error}")
+    return _back_to_control(request, messages.SUCCESS, f'"{subject}" added for {email}.')
+
+
+@_page_only
+def control_page_delete_event(request, sandbox):
+    try:
+        delete_event(request.POST.get("event_id", ""))
+    except (LookupError, ValueError) as error:
+        return _back_to_control(request, messages.ERROR, f"Event not deleted: {error}")
+    return _back_to_control(request, messages.SUCCESS, "Event deleted.")
+
+
+@_page_only
+def control_page_add_calendar(request, sandbox):
+    form = request.POST
+    email, name = form.get("email", ""), form.get("name", "").strip()
+    try:
+        _known_user(email)
+        if not name:
+            raise ValueError("give it a name")
+        add_calendar(email, name[:200], can_edit=form.get("read_only") != "on")
+    except (LookupError, ValueError) as error:
+        return _back_to_control(request, messages.ERROR, f"Calendar not added: {error}")
+    return _back_to_control(request, messages.SUCCESS, f'Calendar "{name[:200]}" added for {email}.')
+
+
+def control_urlpatterns() -> list:
+    """Microsoft's own controls, beside the shared ones (common.control_urlpatterns)."""
+    bound = {"sandbox": SANDBOX}
+    return [
+        path("control/calendars", control_add_calendar, bound, name="control_add_calendar"),
+        path("control/events", control_add_event, bound, name="control_add_event"),
+        path("control/events/delete", control_delete_event, bound, name="control_delete_event"),
+        path("control/subscriptions", control_subscriptions, bound, name="control_subscriptions"),
+        path("control/expire-subscriptions", control_expire_subscriptions, bound, name="control_expire_subscriptions"),
+        path("control/expire-delta-tokens", control_expire_delta_tokens, bound, name="control_expire_delta_tokens"),
+        path("control/page/add-event", control_page_add_event, bound, name="control_page_add_event"),
+        path("control/page/delete-event", control_page_delete_event, bound, name="control_page_delete_event"),
+        path("control/page/add-calendar", control_page_add_calendar, bound, name="control_page_add_calendar"),
+    ]

@@ -33,6 +33,7 @@ urlpatterns = [
     path("v1.0/subscriptions", microsoft.subscriptions_endpoint, name="subscriptions"),
     path("v1.0/subscriptions/<str:subscription_id>", microsoft.subscription_endpoint, name="subscription"),
     *common.control_urlpatterns(microsoft.SANDBOX),
+    *microsoft.control_urlpatterns(),
     # Anything else under the API or sign-in paths gets Graph's JSON 404, not an HTML page.
     re_path(r"^(?:v1\.0|common)/", common.not_found, bound),
 ]
