@@ -1,3 +1,6 @@
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -5,11 +8,13 @@ from django.urls import reverse
 
 from accounts.management.commands.seed_demo import DEMO_PASSWORD, DEMO_PEOPLE
 from integrations import registry
-from integrations.models import Connection, VideoMeeting
+from integrations.calendars import sync
+from integrations.models import BusyInterval, Calendar, Connection, VideoMeeting
 from integrations.sandbox import google, microsoft, zoom
 from meetingtypes.models import MeetingType
 from members.models import TeamMember
 
+from .booking_helpers import slots
 from .zoom_helpers import book_zoom_meeting, weekday_at
 
 pytestmark = pytest.mark.django_db
@@ -130,3 +135,47 @@ def test_providers_with_a_real_app_get_no_demo_account(settings, sandboxed):
 
     assert _demo_connections() == {email: key for email, key in DEMO_ACCOUNTS.items() if key in sandboxed}
     assert MeetingType.objects.filter(organization__slug="demo", slug="team-workshop").exists()
+
+
+# ---------------------------------------------------------------- members' own calendars
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_sandboxed_providers_leo_and_sam_have_calendars_with_a_meeting_the_booking_page_leaves_out(
+    provider_sandboxes, settings, capsys
+):
+    settings.SANDBOXED_PROVIDERS = ALL_SANDBOXED
+    call_command("seed_demo")
+    call_command("seed_demo")  # every `make run` seeds again: the same calendars and one meeting each
+
+    for email, fake in [("leo@demo.teamschedulerpro.local", google), ("sam@demo.teamschedulerpro.local", microsoft)]:
+        calendar = Calendar.objects.get(member__user__email=email)
+        assert (calendar.is_primary, calendar.checks_busy, calendar.receives_bookings) == (True, True, True)
+        assert len(fake.events_of(email)) == 1
+        meeting = BusyInterval.objects.get(calendar=calendar)
+        assert meeting.event_id == fake.events_of(email)[0]["id"]
+        # The first sync, over HTTP once the site runs, finds the same meeting in the sandbox.
+        sync.sync_calendar(calendar.pk)
+        assert list(BusyInterval.objects.filter(calendar=calendar).values_list("event_id", "start", "end")) == [
+            (meeting.event_id, meeting.start, meeting.end)
+        ]
+    assert "a meeting in its calendar" in capsys.readouterr().out
+    assert not Calendar.objects.filter(member__user__email="maya@demo.teamschedulerpro.local").exists()  # Zoom
+
+    # Leo hosts the Team workshop with the admin: the page doesn't offer his meeting's time that day.
+    leos = BusyInterval.objects.get(member__user__email="leo@demo.teamschedulerpro.local")
+    workshop = MeetingType.objects.get(organization__slug="demo", slug="team-workshop")
+    berlin = ZoneInfo("Europe/Berlin")
+    day = leos.start.astimezone(berlin).date()
+
+    def overlapping_the_meeting() -> list[str]:
+        offered = slots(Client(), workshop, tz="Europe/Berlin", month=day.strftime("%Y-%m")).get(day.isoformat(), [])
+        assert offered, "the hosts' working hours overlap that day"
+        starts = {clock: datetime.combine(day, time.fromisoformat(clock), tzinfo=berlin) for clock in offered}
+        return [
+            clock for clock, start in starts.items() if start < leos.end and leos.start < start + timedelta(minutes=30)
+        ]
+
+    assert overlapping_the_meeting() == []
+    sync.stop_checking(leos.calendar)  # Leo unticks "Count as busy": his meeting's time is offered again
+    assert overlapping_the_meeting() != []

@@ -2,19 +2,26 @@
 
 When the providers are sandboxed (`make run` without real apps), three members have a video
 account connected in the sandbox, one provider each, and a collective Zoom type whose hosts have
-no Zoom shows the fallback chain: its calls are on Google Meet.
+no Zoom shows the fallback chain: its calls are on Google Meet. Leo's Google and Sam's Microsoft
+calendars count as busy and receive their bookings, and each holds a meeting of theirs, so the
+Team workshop page (Leo is a host) shows that time taken.
 """
 
+from datetime import datetime, time, timedelta
 from importlib import import_module
+from zoneinfo import ZoneInfo
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Organization, User
+from bookings.cache import availability_changed
 from integrations import registry
-from integrations.base import Account, TokenSet
+from integrations.base import Account, CalendarInfo, TokenSet
+from integrations.models import BusyInterval, Calendar, Connection
 from integrations.services import save_connection
 from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import TeamMember
@@ -42,6 +49,20 @@ SANDBOX_ACCOUNTS = {
     "google": lambda user: Account(user["sub"], user.get("hd", ""), user["email"]),
     "microsoft": lambda user: Account(user["id"], "", user["mail"]),
 }
+# The sandbox's calendars as each provider's calendar list (integrations/<key>/client.py) reads them.
+SANDBOX_CALENDARS = {
+    "google": lambda item: CalendarInfo(
+        item["id"],
+        item.get("summary") or item["id"],
+        item.get("primary") is True,
+        item.get("accessRole") in ("owner", "writer"),
+    ),
+    "microsoft": lambda item: CalendarInfo(
+        item["id"], item["name"], item.get("isDefaultCalendar") is True, item.get("canEdit") is not False
+    ),
+}
+# A meeting in the member's own calendar, in their working hours on the first weekday two days ahead.
+DEMO_MEETING_START, DEMO_MEETING_MINUTES = time(10), 60
 
 
 class Command(BaseCommand):
@@ -80,9 +101,12 @@ class Command(BaseCommand):
                 add_default_working_hours(member)
         self._meeting_types(organization)
         connected = self._video_accounts(organization)
+        meetings = self._calendars(organization)
         self.stdout.write(self.style.SUCCESS(f"Demo organization “{organization.name}” is ready. Logins:"))
         for email, _name, role, time_zone in DEMO_PEOPLE:
             video = f", {connected[email]} account in the sandbox" if email in connected else ""
+            if email in meetings:
+                video += f", a meeting in its calendar {meetings[email]:%a %d %b %H:%M}"
             self.stdout.write(f"  {email:40} {DEMO_PASSWORD}   ({role}, {time_zone}{video})")
         if settings.EMAIL_OUTBOX:
             # Sign-up confirmations, invitations and booking emails go here instead of to real inboxes.
@@ -108,6 +132,75 @@ class Command(BaseCommand):
             )
             connected[email] = registry.get(key).name
         return connected
+
+    def _calendars(self, organization: Organization) -> dict[str, datetime]:
+        """The sandboxed calendar accounts' calendars on the cards (the primary one counting as busy
+        and receiving the bookings, as after a connect) and a meeting of the member's in it.
+        {login email: the meeting's start, in the member's zone}.
+
+        Stored as the first sync will find them (the site isn't serving yet, so it can't be asked
+        over HTTP): that sync is due at once and confirms them once the site runs."""
+        meetings = {}
+        for email, key in DEMO_VIDEO_ACCOUNTS:
+            connection = Connection.objects.filter(
+                member__organization=organization, member__user__email=email, provider=key
+            ).first()
+            if key not in settings.SANDBOXED_PROVIDERS or connection is None or not connection.grants_calendars:
+                continue
+            sandbox = import_module(f"integrations.sandbox.{key}")
+            primary = self._calendar_rows(
+                connection, [SANDBOX_CALENDARS[key](item) for item in sandbox.calendars_of(email)]
+            )
+            if primary is not None and primary.checks_busy:
+                meetings[email] = self._demo_meeting(primary, sandbox, email)
+        return meetings
+
+    def _calendar_rows(self, connection: Connection, listed: list[CalendarInfo]) -> Calendar | None:
+        """Store the listed calendars (the member's choices kept when seeding again); the primary one."""
+        Calendar.objects.filter(connection=connection).exclude(
+            external_id__in=[info.external_id for info in listed]
+        ).delete()
+        primary = None
+        for info in listed:
+            calendar, created = Calendar.objects.update_or_create(
+                connection=connection,
+                external_id=info.external_id,
+                defaults={
+                    "member": connection.member,
+                    "name": info.name,
+                    "is_primary": info.is_primary,
+                    "can_write": info.can_write,
+                },
+            )
+            if created and info.is_primary:
+                calendar.checks_busy = True
+                calendar.receives_bookings = (
+                    info.can_write
+                    and not Calendar.objects.filter(member=connection.member, receives_bookings=True).exists()
+                )
+                calendar.next_sync_at = timezone.now()
+                calendar.save()
+            if info.is_primary:
+                primary = calendar
+        return primary
+
+    def _demo_meeting(self, calendar: Calendar, sandbox, email: str) -> datetime:
+        """The member's meeting in the sandbox and in the busy time we keep: one that is still to
+        come is kept, so seeding again adds none."""
+        live = {event["id"] for event in sandbox.events_of(email)}
+        upcoming = BusyInterval.objects.filter(calendar=calendar, event_id__in=live, end__gt=timezone.now()).first()
+        zone = ZoneInfo(calendar.member.time_zone)
+        if upcoming is not None:
+            return upcoming.start.astimezone(zone)
+        day = timezone.now().astimezone(zone).date() + timedelta(days=2)
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        start = datetime.combine(day, DEMO_MEETING_START, tzinfo=zone)
+        end = start + timedelta(minutes=DEMO_MEETING_MINUTES)
+        event_id = sandbox.add_event(email, start, end, calendar_id=calendar.external_id)
+        BusyInterval.objects.create(calendar=calendar, member=calendar.member, event_id=event_id, start=start, end=end)
+        availability_changed(calendar.member.organization_id)
+        return start
 
     def _meeting_types(self, organization: Organization) -> None:
         members = list(TeamMember.objects.filter(organization=organization).select_related("user").order_by("id"))
