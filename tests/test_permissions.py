@@ -188,6 +188,8 @@ PUBLIC = {
     "bookings:reschedule_confirm",
     "bookings:calendar_file",
     "integrations:zoom_webhook",  # signed by Zoom (tests/test_zoom_integration.py)
+    "integrations:google_calendar_push",  # checked by the channel's token (tests/test_calendar_push.py)
+    "integrations:microsoft_calendar_push",  # checked by the clientState (tests/test_calendar_push.py)
     "help:zoom",
     "help:google",
     "help:microsoft",
