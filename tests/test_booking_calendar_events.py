@@ -138,19 +138,24 @@ def test_a_zoom_booking_lands_once_in_the_chosen_calendar_with_the_client_the_li
     assert [item["id"] for item in google_events(HANA_GOOGLE)] == [row.event_id]
 
 
+@pytest.mark.parametrize("provider", ["google", "microsoft"])
 def test_an_answer_that_came_too_late_is_asked_for_again_with_the_same_request_and_there_is_one_event(
-    hana, monkeypatch
+    hana, monkeypatch, provider
 ):
-    calendar = books_into(hana, "google", HANA_GOOGLE)
+    email, fake = (HANA_GOOGLE, google) if provider == "google" else ("hana@contoso.example", microsoft)
+    calendar = books_into(hana, provider, email)
     monkeypatch.setattr(http, "READ_TIMEOUT", 0.5)
-    creates = CallRecorder(monkeypatch, registry.get("google"), "create_event")
-    # Google is slow: it answers after we gave up, but it does write the event.
-    google.inject_failure("/events", method="POST", delay_seconds=1.5)
+    creates = CallRecorder(monkeypatch, registry.get(provider), "create_event")
+    # The provider is slow: it answers after we gave up, but it does write the event.
+    fake.inject_failure("/events", method="POST", delay_seconds=1.5)
+
+    def written() -> list[str]:
+        return [item["id"] for item in fake.events_of(email, calendar.external_id)]
 
     booking = book_zoom_meeting(in_person_type(hana.organization, [hana]), weekday_at(10))
 
     assert row_of(booking, hana).state == Row.UNKNOWN
-    wait_for(lambda: len(google_events(HANA_GOOGLE)) == 1)
+    wait_for(lambda: len(written()) == 1)
     sweep_later(1)  # the first try's claim has not run out: nobody asks yet
     assert creates.count == 1
     sweep_later(events.STALE_CLAIM.total_seconds() + 1)
@@ -159,7 +164,7 @@ def test_an_answer_that_came_too_late_is_asked_for_again_with_the_same_request_a
     assert creates.count == 2
     assert creates.calls[0][0][2].request_id == creates.calls[1][0][2].request_id
     assert (row.state, row.last_error) == (Row.READY, "")
-    assert [item["id"] for item in google_events(HANA_GOOGLE, calendar.external_id)] == [row.event_id]
+    assert written() == [row.event_id]
 
 
 def test_after_a_worker_died_mid_create_the_sweep_asks_again_and_there_is_one_event(hana):
@@ -261,6 +266,28 @@ def test_a_google_meet_booking_is_one_event_on_the_chosen_calendar_that_carries_
 
     assert google_events(HANA_GOOGLE) == []
     assert row_of(booking, hana).state == Row.DELETED
+
+
+def test_a_meet_booking_moved_to_another_host_takes_its_event_from_her_calendar_to_his(hana, ivo):
+    hana_calendar = books_into(hana, "google", HANA_GOOGLE)
+    ivo_calendar = books_into(ivo, "google", IVO_GOOGLE)
+    meeting_type = google_helpers.meet_meeting_type(hana.organization, [hana, ivo])
+    elsewhere = in_person_type(hana.organization, [hana, ivo], name="Board meeting")
+    make_booking(elsewhere, [ivo], weekday_at(10))
+    booking = book_zoom_meeting(meeting_type, weekday_at(10))
+    assert host_of(booking) == hana and len(google_events(HANA_GOOGLE, hana_calendar.external_id)) == 1
+    make_booking(elsewhere, [hana], weekday_at(13))
+
+    reschedule(booking, weekday_at(13))
+
+    meeting = video(booking)
+    assert (host_of(booking), meeting.host) == (ivo, ivo)
+    assert google_events(HANA_GOOGLE) == []
+    (event,) = google_events(IVO_GOOGLE)
+    assert (event["calendarId"], event["id"]) == (ivo_calendar.external_id, meeting.meeting_id)
+    assert event["hangoutLink"] == meeting.join_url and starts_at(event) == weekday_at(13)
+    assert row_of(booking, hana).state == Row.DELETED
+    assert (row_of(booking, ivo).state, row_of(booking, ivo).shares_video_event) == (Row.READY, True)
 
 
 def test_a_link_typed_by_the_host_instead_of_the_meet_is_written_into_the_same_event(hana):
