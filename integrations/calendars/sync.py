@@ -99,11 +99,13 @@ def refresh_calendar_list(connection_id: int) -> int:
             calendar.time_zone = info.time_zone[:64]
             calendar.is_primary = info.is_primary
             calendar.can_write = info.can_write
-            if calendar.checks_busy and (calendar.synced_at is None or calendar.next_sync_at is None):
+            due = calendar.checks_busy and (calendar.synced_at is None or calendar.next_sync_at is None)
+            if due:
                 # Never synced, or its syncing stopped while the account needed reconnecting.
                 calendar.next_sync_at, calendar.sync_error, calendar.sync_failures = now, "", 0
-                due_now.append(calendar.pk)
             calendar.save()
+            if due:
+                due_now.append(calendar.pk)  # after the save: a new calendar has no pk before
         vanished = [calendar for external_id, calendar in existing.items() if external_id not in seen]
         if vanished:
             Calendar.objects.filter(pk__in=[calendar.pk for calendar in vanished]).delete()
