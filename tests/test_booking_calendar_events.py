@@ -214,6 +214,33 @@ def test_rescheduling_moves_the_same_event_and_cancelling_deletes_it(hana):
     assert row_of(booking, hana).state == Row.DELETED
 
 
+def test_a_move_recorded_while_the_event_is_being_moved_is_written_next(hana, monkeypatch):
+    books_into(hana, "google", HANA_GOOGLE)
+    booking = book_zoom_meeting(in_person_type(hana.organization, [hana]), weekday_at(10))
+    provider = registry.get("google")
+    original = provider.update_event
+    moved_again = []
+
+    def update_while_the_client_moves_it_again(*args):
+        original(*args)
+        if not moved_again:  # the client moves it once more while our first write is on its way
+            moved_again.append(True)
+            with TestCase.captureOnCommitCallbacks(execute=False):
+                booking_services.reschedule(booking=booking, start=weekday_at(14))
+
+    monkeypatch.setattr(provider, "update_event", update_while_the_client_moves_it_again)
+
+    reschedule(booking, weekday_at(13))
+
+    assert starts_at(google_events(HANA_GOOGLE)[0]) == weekday_at(13)
+    assert row_of(booking, hana).needs_sync
+    sweep_later(60)
+    (event,) = google_events(HANA_GOOGLE)
+    assert starts_at(event) == weekday_at(14)
+    row = row_of(booking, hana)
+    assert (row.needs_sync, row.next_attempt_at, row.claimed_at) == (False, None, None)
+
+
 def test_a_booking_moved_to_another_host_leaves_the_first_hosts_calendar_and_lands_in_the_new_ones(hana, ivo):
     hana_calendar = books_into(hana, "google", HANA_GOOGLE)
     ivo_calendar = books_into(ivo, "microsoft", IVO_MICROSOFT)

@@ -321,7 +321,18 @@ def run_step(row: BookingCalendarEvent, booking: Booking, *, now: datetime, firs
             return _delete(row, booking, now)
         if row.needs_sync:
             return _update(row, booking, now)
-    _set(row, next_attempt_at=None, needs_sync=False)
+    if row.state == State.DELETED and wanted and row.needs_sync:
+        # The host got the booking back while their event was being deleted: a new one.
+        with transaction.atomic():
+            BookingCalendarEvent.objects.filter(pk=row.pk).delete()
+            record_change(booking, due=now, only_new=True)
+        return Outcome(State.PENDING)
+    if row.state != State.READY:
+        _set(row, next_attempt_at=None, needs_sync=False)
+    else:  # nothing to do, unless a change was recorded since we read the row
+        BookingCalendarEvent.objects.filter(pk=row.pk, needs_sync=False).update(
+            next_attempt_at=None, updated_at=timezone.now()
+        )
     return Outcome(row.state, row.last_error)
 
 
