@@ -5,7 +5,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -116,13 +116,26 @@ class _HostsTaken(Exception):
     """The database no longer has the host set free (a concurrent booking took one of them)."""
 
 
+# PostgreSQL's "deadlock detected".
+_DEADLOCK = "40P01"
+
+
 def _assign(booking: Booking, member_ids: list[int], rules) -> None:
     """The exclusion constraint is the final word: a host taken by a concurrent booking since our
-    check makes the insert fail."""
+    check makes the insert fail.
+
+    Two bookings inserting overlapping rows at the same instant can each wait for the other while
+    the constraint is checked; PostgreSQL then cancels one of them as a deadlock. That one lost the
+    race like any other: "just taken", not a server error."""
     try:
         with transaction.atomic():
             _occupy(booking, member_ids, rules)
     except IntegrityError:
+        raise _HostsTaken from None
+    except OperationalError as error:
+        if getattr(error.__cause__, "pgcode", None) != _DEADLOCK:
+            raise
+        logger.info("booking %s: host(s) %s lost a deadlock to a concurrent booking", booking.pk, member_ids)
         raise _HostsTaken from None
 
 

@@ -1,7 +1,8 @@
 """No double booking, ever: the database refuses it, even under concurrent requests (PostgreSQL)."""
 
 import threading
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
@@ -9,8 +10,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from bookings import services
 from bookings.models import Booking, BookingHost
 from meetingtypes.models import MeetingType, MeetingTypeHost
+
+from .booking_helpers import book_through_service
 
 needs_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="exclusion constraints exist only on PostgreSQL"
@@ -171,3 +175,45 @@ def test_clients_racing_for_different_times_of_one_day_never_pass_the_daily_limi
 
     assert sorted(statuses) == ["taken"] * 9 + ["won"]
     assert Booking.objects.filter(status=Booking.Status.CONFIRMED).count() == 1
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_booking_that_loses_a_deadlock_on_the_constraint_is_told_just_taken(member, other_member):
+    """A collective booking of both hosts inserts its rows host by host. Another transaction holds
+    an overlapping row of the second host and then asks for the first host's time: each waits for
+    the other, and PostgreSQL cancels our booking (the other waits longer before it checks)."""
+    first, second = sorted([member, other_member], key=lambda host: host.pk)
+    second.time_zone = first.time_zone
+    second.save()
+    meeting_type = _meeting_type(member.organization, [first, second], assignment=MeetingType.Assignment.COLLECTIVE)
+    start = datetime.fromisoformat(_first_slot(Client(), meeting_type))
+    other = _booking(meeting_type, start)
+    holds_second, done = threading.Event(), threading.Event()
+    errors: list[Exception] = []
+
+    def rival() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL deadlock_timeout = '10s'")
+                row = {"booking": other, "occupied_start": start, "occupied_end": start + timedelta(minutes=30)}
+                BookingHost.objects.create(member=second, **row)
+                holds_second.set()
+                time.sleep(0.5)  # our booking is now waiting for this transaction
+                BookingHost.objects.create(member=first, **row)
+        except Exception as error:  # recorded: the rival must have won
+            errors.append(error)
+        finally:
+            connections.close_all()
+            done.set()
+
+    thread = threading.Thread(target=rival)
+    thread.start()
+    assert holds_second.wait(10)
+    with pytest.raises(services.SlotUnavailable):
+        book_through_service(meeting_type, start)
+    assert done.wait(30) and not errors
+    thread.join()
+    assert not Booking.objects.exclude(pk=other.pk).exists()
+    assert BookingHost.objects.filter(booking=other).count() == 2
