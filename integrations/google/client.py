@@ -68,6 +68,7 @@ EVENT_FIELDS = (
 )
 CALENDAR_LIST_FIELDS = "items(id,summary,summaryOverride,primary,accessRole,timeZone),nextPageToken"
 EVENTS_PAGE_SIZE = 2500  # Google's maximum
+CALENDAR_LIST_PAGE_SIZE = 250  # Google's maximum
 # A provider that keeps answering with a next page must not keep a worker forever.
 MAX_PAGES = 200
 WRITABLE_ROLES = {"owner", "writer"}
@@ -232,7 +233,7 @@ def _events_url(event: str | None = None, calendar_id: str = CALENDAR) -> str:
 
 def _meeting_calendar(meeting: MeetingRequest) -> str:
     """The calendar a Meet event goes on: the host's booking calendar when the request names one."""
-    return getattr(meeting, "calendar_id", "") or CALENDAR
+    return meeting.calendar_id or CALENDAR
 
 
 def _utc(moment: datetime) -> str:
@@ -448,7 +449,7 @@ def _calendar_info(item) -> CalendarInfo:
 def list_calendars(access_token: str) -> list[CalendarInfo]:
     """The calendars in the member's calendar list that they can at least read."""
     url = f"{settings.GOOGLE_API_BASE_URL}/calendar/v3/users/me/calendarList"
-    params = {"minAccessRole": "reader", "maxResults": "250", "fields": CALENDAR_LIST_FIELDS}
+    params = {"minAccessRole": "reader", "maxResults": str(CALENDAR_LIST_PAGE_SIZE), "fields": CALENDAR_LIST_FIELDS}
     calendars, page = [], ""
     for _ in range(MAX_PAGES):
         query = {**params, "pageToken": page} if page else params

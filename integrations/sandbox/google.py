@@ -1170,9 +1170,12 @@ def _owned_calendar_locked(state: GoogleState, user: SandboxUser, calendar_id: s
     return calendar
 
 
-def add_calendar(email: str, name: str, time_zone: str = "UTC", *, access_role: str = "owner") -> str:
-    """Give the user (made on first use) another calendar, e.g. "Team holidays"; its id. Adding a
-    name the user already has returns that calendar's id. Raises ValueError for bad input."""
+def add_calendar(
+    email: str, name: str, time_zone: str = "UTC", *, access_role: str = "owner", calendar_id: str | None = None
+) -> str:
+    """Give the user (made on first use) another calendar, e.g. "Team holidays"; its id (made up
+    like Google's, unless given: "en.usa#holiday@group.v.calendar.google.com"). Adding a name the
+    user already has returns that calendar's id. Raises ValueError for bad input."""
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ValueError("a calendar name of 1 to 200 characters is needed")
     if not gc.valid_zone(time_zone):
@@ -1184,8 +1187,11 @@ def add_calendar(email: str, name: str, time_zone: str = "UTC", *, access_role: 
         for calendar in _calendars_of_locked(state, user):
             if calendar.summary == name.strip() and not calendar.primary:
                 return calendar.id
-        seed = hashlib.sha256(f"{user.id}:{name.strip()}".encode()).hexdigest()[:26]
-        calendar_id = f"{seed}@group.calendar.google.com"
+        if calendar_id is None:
+            seed = hashlib.sha256(f"{user.id}:{name.strip()}".encode()).hexdigest()[:26]
+            calendar_id = f"{seed}@group.calendar.google.com"
+        elif calendar_id in state.calendars or "/" in calendar_id or not calendar_id.strip():
+            raise ValueError(f"calendar id {calendar_id!r} is taken or not valid")
         state.calendars[calendar_id] = Calendar(
             id=calendar_id, owner_id=user.id, time_zone=time_zone, summary=name.strip(), access_role=access_role
         )
