@@ -15,6 +15,10 @@ from django.http import HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from integrations import oauth
+from integrations.base import PermissionNotGranted
+from integrations.google import client
+from integrations.google.provider import provider
 from integrations.sandbox import google
 
 from . import zoom_helpers
@@ -103,6 +107,59 @@ def busy_of(response: requests.Response, calendar_id: str) -> list[tuple[str, st
 
 def error_reason(response: requests.Response) -> str:
     return response.json()["error"]["errors"][0]["reason"]
+
+
+# --- Consent: each permission can be unticked ---------------------------------------------------------
+
+
+def consent_with(site: str, ticked: list[str] | None) -> tuple[str, str]:
+    """Open the consent page the product sends a member to, tick only `ticked` (None: post the form
+    as a script would, without the checkboxes) and Allow; the code and the verifier to exchange it."""
+    verifier = "v" * 64
+    url, params = provider.authorize_url(site + "/integrations/google/callback/")
+    params.update(state="s-1", code_challenge=oauth.pkce_challenge(verifier), code_challenge_method="S256")
+    session = requests.Session()
+    page = session.get(url, params=params, timeout=10)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    form = {"csrfmiddlewaretoken": csrf, "email": GINA, "decision": "allow"}
+    if ticked is not None:
+        form.update(scope_choices="on", scope=ticked)
+    answer = session.post(page.url, data=form, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, answer.text
+    code = re.search(r"[?&]code=([^&]+)", answer.headers["Location"]).group(1)
+    return code, verifier
+
+
+def test_the_consent_page_offers_each_permission_but_signing_in_ticked(google_sandbox):
+    url, params = provider.authorize_url(google_sandbox + "/integrations/google/callback/")
+    params.update(state="s-1", code_challenge=oauth.pkce_challenge("v" * 64), code_challenge_method="S256")
+
+    page = requests.get(url, params=params, timeout=10).text
+
+    boxes = re.findall(r'<input type="checkbox" id="id_scope_\d+" name="scope" value="([^"]+)" checked>', page)
+    assert boxes == [f"{SCOPE}calendar.events", f"{SCOPE}calendar.calendarlist.readonly", f"{SCOPE}calendar.freebusy"]
+    assert "See the list of Google calendars you&#x27;re subscribed to" in page
+
+
+def test_unticking_calendar_access_grants_meetings_only_and_the_product_sees_it(google_sandbox):
+    redirect = google_sandbox + "/integrations/google/callback/"
+    code, verifier = consent_with(google_sandbox, [f"{SCOPE}calendar.events"])
+
+    tokens = client.exchange_code(code=code, redirect_uri=redirect, verifier=verifier)
+
+    assert tokens.scope.split() == ["openid", "email", f"{SCOPE}calendar.events"]
+    assert not provider.grants_calendars(tokens.scope)
+    code, verifier = consent_with(google_sandbox, None)  # a form without the checkboxes: everything
+    assert provider.grants_calendars(client.exchange_code(code=code, redirect_uri=redirect, verifier=verifier).scope)
+
+
+def test_unticking_the_events_permission_leaves_a_grant_the_product_refuses(google_sandbox):
+    code, verifier = consent_with(google_sandbox, [f"{SCOPE}calendar.calendarlist.readonly"])
+
+    with pytest.raises(PermissionNotGranted):
+        client.exchange_code(
+            code=code, redirect_uri=google_sandbox + "/integrations/google/callback/", verifier=verifier
+        )
 
 
 # --- The calendar list ---------------------------------------------------------------------------

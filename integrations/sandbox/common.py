@@ -639,8 +639,13 @@ class ProviderSandbox:
                 for name, label in self.extra_choices
             ],
             "action": request.get_full_path(),
+            **self.consent_context(request, params),
         }
         return self.render(request, "sandbox/consent.html", context, status)
+
+    def consent_context(self, request, params) -> dict:
+        """A provider's additions to its consent page (Google's per-scope checkboxes)."""
+        return {}
 
     def decide(self, request, params) -> HttpResponse:
         redirect_uri, state_param = params["redirect_uri"], params.get("state")

@@ -76,6 +76,15 @@ FREE_BUSY_SCOPES = {
     SCOPE_PREFIX + name for name in ("calendar", "calendar.readonly", "calendar.freebusy", "calendar.events.freebusy")
 }
 CHANNEL_SCOPES = EVENT_READ_SCOPES | CALENDAR_LIST_SCOPES
+# What Google's consent screen says for each scope; the sign-in ones have no checkbox there.
+SIGN_IN_SCOPES = {"openid", "email", "profile"}
+SCOPE_LABELS = {
+    SCOPE_PREFIX + "calendar.events": "See and edit events on all your calendars",
+    SCOPE_PREFIX + "calendar.calendarlist.readonly": "See the list of Google calendars you're subscribed to",
+    SCOPE_PREFIX + "calendar.freebusy": "See the availability on Google calendars you have access to",
+    SCOPE_PREFIX + "calendar": "See, edit, share, and permanently delete all the calendars you can access",
+    SCOPE_PREFIX + "calendar.readonly": "See and download any calendar you can access",
+}
 # events.list parameters Google refuses beside a syncToken.
 NOT_WITH_SYNC_TOKEN = ("timeMin", "timeMax", "orderBy", "q", "iCalUID", "updatedMin", "privateExtendedProperty")
 CHANNEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9\-_+/=]{1,64}$")
@@ -173,6 +182,28 @@ class GoogleSandbox(ProviderSandbox):
     def wants_refresh_token(self, params) -> bool:
         # Google issues a refresh token only to apps that ask for offline access.
         return params.get("access_type") == "offline"
+
+    def consent_context(self, request, params) -> dict:
+        # Google's granular consent: every scope but signing in has its own checkbox, ticked.
+        asked = self.normalized_scope(params.get("scope")).split()
+        kept = set(request.POST.getlist("scope")) if "scope_choices" in request.POST else set(asked)
+        return {
+            "scope_choices": [
+                {"scope": scope, "label": SCOPE_LABELS.get(scope, "Use this permission"), "checked": scope in kept}
+                for scope in asked
+                if scope not in SIGN_IN_SCOPES
+            ]
+        }
+
+    def decide(self, request, params):
+        """Allow grants what stayed ticked on the consent page (sign-in scopes always). A form
+        without the page's checkboxes (a script) grants everything asked for."""
+        if request.POST.get("decision") == "allow" and "scope_choices" in request.POST:
+            ticked = set(request.POST.getlist("scope"))
+            asked = self.normalized_scope(params.get("scope")).split()
+            params = params.copy()
+            params["scope"] = " ".join(scope for scope in asked if scope in SIGN_IN_SCOPES or scope in ticked)
+        return super().decide(request, params)
 
     def user_summary_locked(self, state: GoogleState, user: SandboxUser, moment: float) -> dict:
         return {**super().user_summary_locked(state, user, moment), "events": self.items_of_locked(state, user)}
