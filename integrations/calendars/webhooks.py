@@ -29,13 +29,18 @@ def google_calendar_push(request):
     """Google's events.watch notification: X-Goog-Channel-ID names the channel, X-Goog-Channel-Token
     is the token we gave it, X-Goog-Resource-State is "sync" (the channel now works) or
     "exists" / "not_exists" (something changed)."""
+    state = request.headers.get("X-Goog-Resource-State")
+    if state == "sync":
+        # A new channel says it works, often before the watch call that made it has returned and
+        # our record of the channel exists. It asks nothing of us: acknowledged, unchecked.
+        return HttpResponse(status=200)
     calendar = push.calendar_for_channel("google", request.headers.get("X-Goog-Channel-ID", ""))
     if calendar is None:
         return HttpResponse(status=404)
     if not push.token_matches(calendar, request.headers.get("X-Goog-Channel-Token")):
         logger.warning("calendar %s: Google push notification with a wrong token refused", calendar.pk)
         return HttpResponse(status=403)
-    if request.headers.get("X-Goog-Resource-State") in ("exists", "not_exists"):
+    if state in ("exists", "not_exists"):
         push.calendar_changed(calendar.pk)
     return HttpResponse(status=200)
 
