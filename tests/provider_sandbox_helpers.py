@@ -43,6 +43,8 @@ def google_sandbox(live_server, settings, live_server_released):
     settings.GOOGLE_USERINFO_URL = base + "/v1/userinfo"
     google.reset()
     yield live_server.url
+    # A push notification still on its way would reach the next test's database.
+    google.wait_for_deliveries()
     google.reset()
 
 
@@ -57,6 +59,8 @@ def microsoft_sandbox(live_server, settings, live_server_released):
     settings.MICROSOFT_API_BASE_URL = base + "/v1.0"
     microsoft.reset()
     yield live_server.url
+    # Notifications still on their way would reach the next test's product (the live server stays).
+    microsoft.wait_for_deliveries()
     microsoft.reset()
 
 

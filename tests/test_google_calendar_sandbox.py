@@ -614,3 +614,27 @@ def test_the_control_page_forms_refuse_bad_input_without_changing_anything(googl
     assert "Event not added" in backwards.text and "Calendar not added" in zone.text
     assert without_csrf.status_code == 403
     assert google.events_of(GINA) == [] and len(google.calendars_of(GINA)) == 1
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("post", "control/calendars"),
+        ("post", "control/events"),
+        ("post", "control/events/delete"),
+        ("get", "control/channels"),
+        ("post", "control/expire-channels"),
+        ("post", "control/expire-sync-tokens"),
+        ("post", "control/page/add-event"),
+        ("post", "control/page/delete-event"),
+        ("post", "control/page/add-calendar"),
+    ],
+)
+def test_the_calendar_controls_refuse_anonymous_callers_from_the_network(client, token, method, path):
+    event = google.add_event(GINA, at(6, 9), at(6, 10))
+    data = {"email": GINA, "name": "Sneaky", "event_id": event, "start": "2030-05-07", "end": "2030-05-08"}
+
+    response = getattr(client, method)(f"/sandbox/google/{path}", data=data, REMOTE_ADDR="203.0.113.9")
+
+    assert response.status_code == 403
+    assert [item["id"] for item in google.events_of(GINA)] == [event] and len(google.calendars_of(GINA)) == 1

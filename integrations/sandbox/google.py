@@ -1518,6 +1518,11 @@ def _page_calendars_locked(state: GoogleState) -> list[dict]:
                     "time_zone": calendar.time_zone,
                     "primary": calendar.primary,
                     "events": [_page_event(calendar, event) for event in upcoming[:CONTROL_PAGE_EVENTS]],
+                    "live_channels": sum(
+                        1
+                        for channel in state.channels.values()
+                        if channel.calendar_id == calendar.id and channel.is_live(now())
+                    ),
                     "more_events": max(0, len(upcoming) - CONTROL_PAGE_EVENTS),
                 }
             )
