@@ -387,7 +387,12 @@ def calendar_changes(
     """calendarView delta: with no cursor, every event and occurrence of [start, end) and a
     deltaLink; with a deltaLink, what changed since. SyncCursorExpired when Graph no longer knows it."""
     if cursor:
-        url, params = _trusted_link(cursor), None
+        try:
+            url, params = _trusted_link(cursor), None
+        except ProviderResponseError as error:
+            # A cursor from another Graph than the configured one (the setting changed since): never
+            # sent our token there; a full listing starts over.
+            raise SyncCursorExpired("the stored deltaLink is not one of the configured Graph") from error
     else:
         url = _api(f"/me/calendars/{_segment(calendar_id, 'calendar id')}/calendarView/delta")
         params = {"startDateTime": _graph_time(start), "endDateTime": _graph_time(end)}
