@@ -545,6 +545,7 @@ def test_the_control_page_lists_calendars_and_adds_and_deletes_a_meeting(client,
     assert (event["subject"], event["showAs"]) == ("Board meeting", "oof")
     assert f"{day} 09:00–10:30 Europe/Berlin · Board meeting · shows as oof" in page
     assert "Add event" in page and "Add calendar" in page
+    assert "No live subscription: the app sees changes when it next polls." in page
     client.post("/sandbox/microsoft/control/page/delete-event", {"event_id": event["id"]})
     assert microsoft.events_of(MIKA) == []
 
@@ -557,3 +558,11 @@ def test_the_control_pages_forms_answer_only_local_callers_or_admins(client, mic
     )
 
     assert answer.status_code == 403 and len(microsoft.calendars_of(MIKA)) == 1
+
+
+def test_the_control_page_says_which_calendars_the_app_is_notified_of(client, token, calendar_id):
+    subscribe(token, calendar_id)
+
+    page = client.get("/sandbox/microsoft/control/").content.decode()
+
+    assert "The app is notified of every change here (a live subscription)." in page

@@ -1710,6 +1710,10 @@ def _page_calendars_locked(state: MicrosoftState) -> list[dict]:
                     "name": calendar["name"],
                     "default": calendar["isDefaultCalendar"],
                     "can_edit": calendar["canEdit"],
+                    "subscribed": any(
+                        item["_calendar_id"] == calendar["id"] and item["_expires_at"] > now()
+                        for item in state.subscriptions.values()
+                    ),
                     "events": [_page_event(*found) for found in window[:CONTROL_PAGE_EVENTS]],
                     "more_events": max(0, len(window) - CONTROL_PAGE_EVENTS),
                 }
