@@ -173,16 +173,22 @@ def add_bookings(meeting_type, members, count: int, month: date, taken: dict, rn
 def measure_month(meeting_type, month: date) -> dict:
     """Server time of one month of slots: worked out from the database ("cold", the cache
     emptied before each request) and served from the page cache ("cached", nothing changed)."""
+    return measure_months([meeting_type], month)[0]
+
+
+def measure_months(meeting_types: list, month: date) -> list[dict]:
+    """`measure_month` of several meeting types, their requests taken in turn within each run, so
+    that a machine getting busier or quieter meanwhile weighs on each of them alike."""
     from django.core.cache import cache
     from django.db import connection
     from django.test import Client
     from django.urls import reverse
 
     client = Client()
-    url = reverse("bookings:slots", args=[meeting_type.organization.slug, meeting_type.slug])
     params = {"month": month.strftime("%Y-%m"), "tz": "Europe/Berlin"}
+    urls = [reverse("bookings:slots", args=[item.organization.slug, item.slug]) for item in meeting_types]
 
-    def timed_request(executed: list[str]) -> float:
+    def timed_request(url: str, executed: list[str]) -> float:
         def count(execute, sql, params, many, context):
             executed.append(sql)
             return execute(sql, params, many, context)
@@ -195,25 +201,29 @@ def measure_month(meeting_type, month: date) -> dict:
         return elapsed
 
     cache.clear()
-    response = client.get(url, params, secure=True)
-    n_slots = sum(len(day) for day in response.json()["days"].values())
-    cold, cached = [], []
-    cold_queries: list[str] = []
-    cached_queries: list[str] = []
+    n_slots = [sum(len(day) for day in client.get(url, params, secure=True).json()["days"].values()) for url in urls]
+    cold: list[list[float]] = [[] for _ in urls]
+    cached: list[list[float]] = [[] for _ in urls]
+    cold_queries: list[list[str]] = [[] for _ in urls]
+    cached_queries: list[list[str]] = [[] for _ in urls]
     for _ in range(RUNS):
-        cache.clear()
-        cold_queries.clear()
-        cold.append(timed_request(cold_queries))
-        cached_queries.clear()
-        cached.append(timed_request(cached_queries))
-    return {
-        "median_ms": round(statistics.median(cold), 1),
-        "p90_ms": round(sorted(cold)[int(len(cold) * 0.9) - 1], 1),
-        "queries": len(cold_queries),
-        "cached_median_ms": round(statistics.median(cached), 1),
-        "cached_queries": len(cached_queries),
-        "slots": n_slots,
-    }
+        for n, url in enumerate(urls):
+            cache.clear()
+            cold_queries[n].clear()
+            cold[n].append(timed_request(url, cold_queries[n]))
+            cached_queries[n].clear()
+            cached[n].append(timed_request(url, cached_queries[n]))
+    return [
+        {
+            "median_ms": round(statistics.median(cold[n]), 1),
+            "p90_ms": round(sorted(cold[n])[int(len(cold[n]) * 0.9) - 1], 1),
+            "queries": len(cold_queries[n]),
+            "cached_median_ms": round(statistics.median(cached[n]), 1),
+            "cached_queries": len(cached_queries[n]),
+            "slots": n_slots[n],
+        }
+        for n in range(len(urls))
+    ]
 
 
 def serve_in_background():
@@ -336,14 +346,18 @@ def measure_sync_one_event(meeting_type, month: date, email: str, calendar, rng:
 
 
 def external_busy_case(month: date, rng: random.Random) -> dict:
-    """50 hosts, 10,000 bookings, then EXTERNAL_BUSY meetings in their own calendars: the cold month
-    page with them against the same team's page before them, and one changed event synced."""
+    """Two teams alike (50 hosts, the same 10,000 bookings), one of them with EXTERNAL_BUSY meetings
+    in its members' own calendars: their cold month pages measured in turn, then one changed event
+    of the second synced."""
     from integrations.models import BusyInterval
 
-    _org, meeting_type, members = make_team(50, "calendars")
-    add_bookings(meeting_type, members, 10_000, month, {}, rng)
-    without = measure_month(meeting_type, month)
-    print(f"  measured 50 hosts / 10,000 bookings, no calendars: {without}", flush=True)
+    seed = rng.randrange(2**32)
+    teams = []
+    for label in ("without-calendars", "calendars"):
+        _org, meeting_type, members = make_team(50, label)
+        add_bookings(meeting_type, members, 10_000, month, {}, random.Random(seed))
+        teams.append((meeting_type, members))
+    (plain, _), (meeting_type, members) = teams
 
     per_member = [random_meetings(EXTERNAL_BUSY // 50 + (n < EXTERNAL_BUSY % 50), month, rng) for n in range(50)]
     server = serve_in_background()
@@ -351,8 +365,9 @@ def external_busy_case(month: date, rng: random.Random) -> dict:
         email, calendar = connect_google_calendar(members[0], per_member[0])
         add_external_busy(members[1:], per_member[1:])
         busy_intervals = BusyInterval.objects.filter(member__in=members).count()
-        with_busy = measure_month(meeting_type, month)
-        print(f"  measured 50 hosts / 10,000 bookings / {EXTERNAL_BUSY:,} calendar meetings: {with_busy}", flush=True)
+        without, with_busy = measure_months([plain, meeting_type], month)
+        print(f"  measured 50 hosts / 10,000 bookings, no calendars: {without}", flush=True)
+        print(f"  measured 50 hosts / 10,000 bookings / {busy_intervals:,} calendar meetings: {with_busy}", flush=True)
         sync = measure_sync_one_event(meeting_type, month, email, calendar, rng)
     finally:
         server.shutdown()
@@ -519,10 +534,10 @@ def main() -> None:
         "race": race_result,
         "targets": {"slots_month_median_ms": 50, "slots_month_queries": 6, "external_busy_ratio_to_without": 1.5},
         "notes": "median_ms: worked out from the database; cached_median_ms: served from the page cache; "
-        "external_busy: the same month page with the hosts' calendar meetings (ratio_to_without: against the "
-        "same team before they were added, same run); sync_one_event_ms: a meeting added in a host's Google "
-        "sandbox calendar -> push notification -> incremental sync over HTTP -> busy table -> page cache "
-        "forgotten -> month page worked out again",
+        "external_busy: the month page of a team whose hosts have calendar meetings (ratio_to_without: against a "
+        "team alike without them, their requests taken in turn in the same run); sync_one_event_ms: a meeting added "
+        "in a host's Google sandbox calendar -> push notification -> incremental sync over HTTP -> busy table -> "
+        "page cache forgotten -> month page worked out again",
     }
     if external_busy:
         results["external_busy"] = external_busy

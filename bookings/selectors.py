@@ -71,10 +71,9 @@ def load_availability(
         # Their own calendars' meetings, as last synced. Unlike a booking's occupied range these
         # carry no buffers: the engine holds each candidate's own buffers against them, so the
         # slot plus its buffers never overlaps a meeting (a booking's buffers meet ours as today).
-        # Our own bookings' events never get here: the sync leaves them out.
-        external = BusyInterval.objects.filter(
-            member_id__in=ids, calendar__checks_busy=True, start__lt=end + _MARGIN, end__gt=start - _MARGIN
-        )
+        # Only calendars that count as busy have rows (unticking one deletes them), and our own
+        # bookings' events never get here: the sync leaves them out.
+        external = BusyInterval.objects.filter(member_id__in=ids, start__lt=end + _MARGIN, end__gt=start - _MARGIN)
         for member_id, starts, ends in _busy_per_member(taken, external):
             busy[member_id].extend(zip(starts, ends, strict=True))
         if meeting_type.daily_limit_per_host:
@@ -120,10 +119,13 @@ def _busy_per_member(taken, external) -> list[tuple[int, Sequence, Sequence]]:
     )
     if connections[taken.db].vendor == "postgresql":
         union_sql, params = both.query.sql_with_params()
+        # date_part's double precision, not EXTRACT's exact numeric: about twice as fast over tens
+        # of thousands of rows, and still exact, since the cast to bigint rounds to the nearest
+        # microsecond and a double is finer than half a microsecond for dates before 2100.
         sql = (
             "SELECT member_id,"
-            " ARRAY_AGG((EXTRACT(EPOCH FROM busy_start) * 1000000)::bigint),"
-            " ARRAY_AGG((EXTRACT(EPOCH FROM busy_end) * 1000000)::bigint)"
+            " ARRAY_AGG((date_part('epoch', busy_start) * 1000000)::bigint),"
+            " ARRAY_AGG((date_part('epoch', busy_end) * 1000000)::bigint)"
             f" FROM ({union_sql}) AS busy (member_id, busy_start, busy_end)"
             " GROUP BY member_id"
         )

@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from bookings import selectors, services
+from integrations.calendars import sync
 from integrations.models import BusyInterval, Calendar, Connection
 from meetingtypes.models import MeetingType
 
@@ -46,7 +47,7 @@ def second_host(make_member, organization):
     return make_member(organization, name="Ivo Host", time_zone="UTC")
 
 
-def calendar_of(member, *, checks_busy: bool = True, name: str = "Work") -> Calendar:
+def calendar_of(member, *, name: str = "Work") -> Calendar:
     connection_row, _ = Connection.objects.get_or_create(
         member=member, provider="google", defaults={"external_user_id": f"g-{member.pk}", "email": "h@example.com"}
     )
@@ -56,7 +57,7 @@ def calendar_of(member, *, checks_busy: bool = True, name: str = "Work") -> Cale
         external_id=f"{name.lower()}@example.com",
         name=name,
         is_primary=name == "Work",
-        checks_busy=checks_busy,
+        checks_busy=True,
     )
 
 
@@ -112,9 +113,13 @@ def test_the_slot_with_its_buffers_must_clear_the_meeting_but_the_meeting_has_no
     assert {"11:15", "13:15"} <= set(tuesday)
 
 
-def test_a_calendar_the_member_did_not_tick_as_busy_takes_nothing(client, host):
+def test_unticking_a_calendar_gives_its_meetings_times_back(client, host):
     meeting_type = make_meeting_type(host.organization, [host], assignment=ONE_PERSON)
-    meeting_in(calendar_of(host, checks_busy=False, name="Birthdays"), at(TUESDAY, "10:00"), at(TUESDAY, "11:00"))
+    calendar = calendar_of(host, name="Birthdays")
+    meeting_in(calendar, at(TUESDAY, "10:00"), at(TUESDAY, "11:00"))
+    assert "10:00" not in times_on(client, meeting_type, TUESDAY)
+
+    sync.stop_checking(calendar)
     assert "10:00" in times_on(client, meeting_type, TUESDAY)
 
 
