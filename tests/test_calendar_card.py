@@ -112,13 +112,17 @@ def test_the_sync_state_says_how_fresh_the_busy_times_are(member):
     stored_calendar(google, "Fresh", checks_busy=True, synced_at=timezone.now() - timedelta(minutes=2))
     stored_calendar(google, "New", checks_busy=True)
     stored_calendar(google, "Failing", checks_busy=True, sync_error="HTTP 503", sync_failures=3)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    stored_calendar(google, "Failing lately", checks_busy=True, sync_error="HTTP 503", synced_at=an_hour_ago)
     stored_calendar(google, "Ignored", synced_at=timezone.now())
 
     rows = calendar_rows(card_as_seen_by(member, member))
 
     assert "Busy times updated 2\xa0minutes ago" in rows["Fresh"]
     assert "Checking…" in rows["New"]
-    assert "Busy times could not be updated: HTTP 503" in rows["Failing"]
+    assert "Busy times could not be read yet; trying again." in rows["Failing"]
+    assert "could not be updated just now; trying again (last updated 1\xa0hour ago)" in rows["Failing lately"]
+    assert "HTTP 503" not in rows["Failing"]  # a diagnostic for the log, not for the member
     assert "Busy times" not in rows["Ignored"] and "Checking" not in rows["Ignored"]  # not counted as busy
 
 

@@ -12,7 +12,9 @@ register = template.Library()
 class SyncState:
     """How fresh the busy time of some calendars is: the worst of them decides."""
 
-    error: str = ""  # the sync's last error, when it keeps failing
+    # The sync's last error (a diagnostic for the log and the admin, not shown as is: the card
+    # says in the viewer's language that it keeps trying).
+    error: str = ""
     checking: bool = False  # busy time not read yet
     updated_at: datetime | None = None  # the oldest of their last successful syncs
 
@@ -24,7 +26,8 @@ def sync_state(calendars) -> SyncState | None:
         return None
     failing = [calendar for calendar in checked if calendar.sync_error]
     if failing:
-        return SyncState(error=failing[0].sync_error)
+        synced = [calendar.synced_at for calendar in failing if calendar.synced_at is not None]
+        return SyncState(error=failing[0].sync_error, updated_at=min(synced) if len(synced) == len(failing) else None)
     if any(calendar.synced_at is None for calendar in checked):
         return SyncState(checking=True)
     return SyncState(updated_at=min(calendar.synced_at for calendar in checked))
