@@ -13,6 +13,7 @@ from django.utils import timezone
 from integrations.calendars import push, sweep, sync
 from integrations.models import BusyInterval, Calendar, Connection
 
+from . import google_helpers, microsoft_helpers
 from .calendar_helpers import (
     HOST_ZONE,
     WHOLE_DAY,
@@ -333,7 +334,21 @@ def test_a_sync_asked_for_while_another_runs_makes_that_one_run_again(account, h
     assert (calendar.sync_claimed_at, calendar.sync_again, calendar.synced_at) == (None, False, later)
 
 
-def test_the_sweep_makes_a_few_queries_per_due_calendar_and_two_when_none_is_due(
+def test_a_connection_whose_calendar_list_was_lost_is_listed_by_the_sweep(account, hana, client, intro_call):
+    helpers = google_helpers if account.key == "google" else microsoft_helpers
+    connection = helpers.connected_in_sandbox(hana, account.email)  # the listing task never ran
+    day = a_day_ahead()
+    account.add_meeting(local(day, "10:00"), local(day, "11:00"))
+
+    sweep.run()
+    assert not Calendar.objects.filter(connection=connection).exists()  # the task may still come
+
+    sweep.run(now=timezone.now() + sweep.LISTING_GRACE + timedelta(seconds=1))
+    assert checked_calendar(hana).connection_id == connection.pk
+    assert offered(client, intro_call, day) == without("10:00", "10:30")
+
+
+def test_the_sweep_makes_a_few_queries_per_due_calendar_and_three_when_none_is_due(
     google_sandbox, make_member, organization, django_assert_max_num_queries, settings
 ):
     from .calendar_helpers import FakeAccount
@@ -341,13 +356,13 @@ def test_the_sweep_makes_a_few_queries_per_due_calendar_and_two_when_none_is_due
     members = [make_member(organization, time_zone=HOST_ZONE) for _ in range(3)]
     for number, member in enumerate(members):
         FakeAccount("google", f"member{number}@sweep.example.com").connect(member)
-    with django_assert_max_num_queries(2):
-        assert sweep.run() == 0  # lapsed channels forgotten, due calendars looked up: nothing due
+    with django_assert_max_num_queries(3):
+        assert sweep.run() == 0  # lapsed channels forgotten, due calendars and unlisted accounts looked up
 
     # Each due calendar: claim, load, the token (locked), the changes applied, release; whatever
     # the number of events, and nothing per calendar beyond it.
     later = timezone.now() + timedelta(seconds=settings.CALENDAR_POLL_SECONDS + 1)
-    with django_assert_max_num_queries(2 + 3 * 11):
+    with django_assert_max_num_queries(3 + 3 * 11):
         assert sweep.run(now=later) == 3
 
 
