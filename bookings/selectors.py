@@ -1,5 +1,7 @@
 """Reads for bookings: the data the availability engine needs, and the dashboard lists."""
 
+import sys
+from array import array
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -47,7 +49,7 @@ def load_availability(
     ids = [member_id for member_id, _tz in hosts]
     weekly: dict[int, list] = defaultdict(list)
     overrides: dict[int, dict] = defaultdict(lambda: defaultdict(list))
-    busy: dict[int, list] = defaultdict(list)
+    busy: dict[int, availability.BusyColumns] = {}
     booked_starts: dict[int, list] = defaultdict(list)
     if ids:
         for member_id, weekday, from_, until in WorkingHours.objects.filter(member_id__in=ids).values_list(
@@ -74,8 +76,10 @@ def load_availability(
         # Only calendars that count as busy have rows (unticking one deletes them), and our own
         # bookings' events never get here: the sync leaves them out.
         external = BusyInterval.objects.filter(member_id__in=ids, start__lt=end + _MARGIN, end__gt=start - _MARGIN)
-        for member_id, starts, ends in _busy_per_member(taken, external):
-            busy[member_id].extend(zip(starts, ends, strict=True))
+        busy = {
+            member_id: availability.BusyColumns(starts, ends)
+            for member_id, starts, ends in _busy_per_member(taken, external)
+        }
         if meeting_type.daily_limit_per_host:
             for member_id, booking_start in taken.filter(booking__meeting_type=meeting_type).values_list(
                 "member_id", "booking__start"
@@ -90,7 +94,7 @@ def load_availability(
             overrides=tuple(
                 availability.DateOverride(day, tuple(intervals)) for day, intervals in overrides[member_id].items()
             ),
-            busy=tuple(busy[member_id]),
+            busy=busy.get(member_id, ()),
             booked_starts=tuple(booked_starts[member_id]),
         )
         for member_id, time_zone in hosts
@@ -109,8 +113,14 @@ def _busy_per_member(taken, external) -> list[tuple[int, Sequence, Sequence]]:
     than it builds aware datetimes, and one row per host saves the per-row overhead. SQLite keeps
     the plain read of datetimes.
 
-    The two arrays pair up element by element: PostgreSQL feeds each input row to every
+    The two columns pair up element by element: PostgreSQL feeds each input row to every
     aggregate of its group in one pass, and neither aggregate sorts its input on its own.
+
+    Each column comes as the bigints' binary form (int8send: 8 bytes each, big-endian) run
+    together in one bytea, not as an array: PostgreSQL writes out and psycopg2 parses an array
+    of 16-digit numbers one element at a time, which cost more than the query itself with a
+    month of calendar meetings (about 25 ms for 30,000 intervals), while the bytes become
+    Python ints in one C-level pass (`_int64s`).
     """
     both = (
         taken.order_by()
@@ -124,19 +134,28 @@ def _busy_per_member(taken, external) -> list[tuple[int, Sequence, Sequence]]:
         # microsecond and a double is finer than half a microsecond for dates before 2100.
         sql = (
             "SELECT member_id,"
-            " ARRAY_AGG((date_part('epoch', busy_start) * 1000000)::bigint),"
-            " ARRAY_AGG((date_part('epoch', busy_end) * 1000000)::bigint)"
+            " STRING_AGG(int8send((date_part('epoch', busy_start) * 1000000)::bigint), ''),"
+            " STRING_AGG(int8send((date_part('epoch', busy_end) * 1000000)::bigint), '')"
             f" FROM ({union_sql}) AS busy (member_id, busy_start, busy_end)"
             " GROUP BY member_id"
         )
         with connections[taken.db].cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            return [(member_id, _int64s(starts), _int64s(ends)) for member_id, starts, ends in cursor.fetchall()]
     per_member: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
     for member_id, start, end in both:
         per_member[member_id][0].append(start)
         per_member[member_id][1].append(end)
     return [(member_id, starts, ends) for member_id, (starts, ends) in per_member.items()]
+
+
+def _int64s(data) -> list[int]:
+    """Big-endian 8-byte signed integers, run together (PostgreSQL's int8send), as Python ints."""
+    column = array("q")
+    column.frombytes(data)
+    if sys.byteorder == "little":
+        column.byteswap()
+    return column.tolist()
 
 
 def least_recently_booked_first(meeting_type: MeetingType, candidate_ids: list[int]) -> list[int]:

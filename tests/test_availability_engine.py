@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bookings.availability import (
+    BusyColumns,
     DateOverride,
     HostAvailability,
     Slot,
@@ -873,6 +874,36 @@ def test_property_busy_time_read_as_epoch_microseconds_gives_the_same_slots(scen
     assert available_slots(slot_rules, as_integers, start=start, end=end, now=now) == available_slots(
         slot_rules, hosts, start=start, end=end, now=now
     )
+
+
+@PROPERTY
+@given(scenarios())
+def test_property_busy_time_read_as_two_columns_gives_the_same_slots(scenario):
+    """The database read hands each host's busy time over as a column of starts and one of ends."""
+    slot_rules, hosts, start, end, now = scenario
+    as_columns = [
+        replace(
+            one,
+            busy=BusyColumns(
+                [epoch_microseconds(begin) for begin, _ in one.busy],
+                [epoch_microseconds(finish) for _, finish in one.busy],
+            ),
+        )
+        for one in hosts
+    ]
+    assert available_slots(slot_rules, as_columns, start=start, end=end, now=now) == available_slots(
+        slot_rules, hosts, start=start, end=end, now=now
+    )
+
+
+def test_busy_columns_of_different_lengths_are_refused():
+    with pytest.raises(ValueError, match="busy columns differ in length"):
+        BusyColumns([1, 2], [3])
+
+
+def test_busy_columns_backwards_are_refused():
+    with pytest.raises(ValueError, match="ends before it starts"):
+        HostAvailability(1, "UTC", (), busy=BusyColumns([2_000_000], [1_000_000]))
 
 
 def test_busy_time_in_neither_form_is_refused():
