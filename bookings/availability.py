@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import accumulate, chain, compress, repeat
 from math import inf
-from operator import add, eq, gt, sub
+from operator import eq, gt, sub
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
@@ -489,14 +489,16 @@ def _strike_busy(free: list[bool], starts: list[Instant], host: HostAvailability
     if not host.busy_starts:
         return
     begins, ends = _busy_columns(host.busy_starts, host.busy_ends)
+    before = _micro(rules.buffer_before)
     firsts = list(
         map(bisect_right, repeat(starts), map(sub, begins, repeat(_micro(rules.duration + rules.buffer_after))))
     )
-    uppers = list(map(add, ends, repeat(_micro(rules.buffer_before))))
-    first_starts = map([*starts, inf].__getitem__, firsts)  # inf: no start past the lower bound
+    # s < b1 + before as b1 > s - before, with the shift made once per start rather than once
+    # per interval; inf: no start past the lower bound.
+    shifted = [*map(sub, starts, repeat(before)), inf]
     cleared = [False] * len(starts)
-    for i, upper in compress(zip(firsts, uppers, strict=True), map(gt, uppers, first_starts)):
-        j = bisect_left(starts, upper, i)
+    for i, end in compress(zip(firsts, ends, strict=True), map(gt, ends, map(shifted.__getitem__, firsts))):
+        j = bisect_left(starts, end + before, i)
         free[i:j] = cleared[i:j]
 
 
