@@ -116,7 +116,24 @@ class PendingRevocation(EncryptedTokens):
         return f"revocation {self.pk} ({self.provider})"
 
 
-class VideoMeeting(models.Model):
+class ProviderStep(models.Model):
+    """The work state that every claimed step at a provider shares (a video meeting, a booking's
+    calendar event): claimed with a conditional UPDATE before each call, due at `next_attempt_at`,
+    `needs_sync` when the booking changed since the provider's copy was last written."""
+
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    needs_sync = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class VideoMeeting(ProviderStep):
     """The video meeting of a booking, and the state of the work to create, move or delete it.
 
     `state` is how the work is claimed: a task moves it from PENDING to CREATING with a
@@ -150,13 +167,6 @@ class VideoMeeting(models.Model):
     join_url = models.URLField(max_length=1000, blank=True)
     passcode = models.CharField(max_length=64, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.CharField(max_length=500, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    needs_sync = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         indexes = [
@@ -292,7 +302,7 @@ class BusyInterval(models.Model):
         return f"busy {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M} (member {self.member_id})"
 
 
-class BookingCalendarEvent(models.Model):
+class BookingCalendarEvent(ProviderStep):
     """A booking written as an event on one host's chosen calendar, and the state of that work:
     the same claim-before-call steps as VideoMeeting (PENDING → CREATING by a conditional UPDATE;
     only the worker whose UPDATE changed the row calls the provider)."""
@@ -314,13 +324,6 @@ class BookingCalendarEvent(models.Model):
     # The Google Meet event of the booking is this event: the video step writes, moves and deletes it.
     shares_video_event = models.BooleanField(default=False)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.CharField(max_length=500, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    needs_sync = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["booking", "member"], name="calendar_event_once_per_host")]
