@@ -1,25 +1,41 @@
-"""The cache of bookable times, and the one rule that keeps it true: every change to what can be
-booked in an organization gives the organization a new version, and every cached value names the
-version it was worked out at, so a change makes every older value unreachable at once.
+"""The cache of bookable times, and the rule that keeps it true while forgetting as little as
+possible: every meeting type has a version, every cached value names the version of its meeting
+type it was worked out at, and a change gives a new version to exactly the meeting types whose
+pages it can change, so their older values become unreachable at once and the others stay.
 
-Booking pages are viewed far more often than anything on them changes. The short lifetime bounds
-the damage of a change made outside the services (the Django admin, a shell): a value a few
-seconds stale can only offer a time that is then refused with "just taken", since booking
+What a meeting type's page shows depends on its own rules (part of each key: editing them needs
+no version), its list and order of hosts, and, for each host, their working hours, date
+overrides, time zone, being active, bookings in any meeting type and calendar busy time. So:
+
+- a change to a member's own availability (`hosts_changed`) forgets the meeting types they host;
+- a booking made, cancelled, moved or given other hosts (`booking_changed`) forgets the meeting
+  types of its hosts, those it had before as well as those it has now;
+- a change to a meeting type's hosts or assignment (`meeting_type_changed`) forgets that type.
+
+Nothing else is shared between meeting types, so no change forgets a whole organization: a busy
+team taking a booking every minute keeps serving the pages of its other meeting types from the
+cache.
+
+Booking pages are viewed far more often than anything on them changes. The lifetime of a value
+bounds the damage of a change made outside the services (the Django admin, a shell): a value a
+few seconds stale can only offer a time that is then refused with "just taken", since booking
 re-checks against the database.
 """
 
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 
-from meetingtypes.models import MeetingType
+from meetingtypes.models import MeetingType, MeetingTypeHost
 
 from . import availability
+from .models import Booking, BookingHost
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +44,30 @@ SLOTS_CACHE_SECONDS = 30
 T = TypeVar("T")
 
 
-def availability_changed(organization_id: int) -> None:
-    """The organization's bookable times changed (bookings, hours, hosts): forget what is cached.
+def hosts_changed(member_ids: Iterable[int]) -> None:
+    """What these members can be booked for changed (working hours, date overrides, time zone,
+    active or not, calendar busy time or which calendars count): forget the pages of every
+    meeting type they host. One query."""
+    member_ids = sorted(set(member_ids))
+    if member_ids:
+        _forget(_meeting_types_hosted_by(Q(member_id__in=member_ids)))
 
-    Now, so the change is seen at once in this process, and again after the commit, so that a
-    value worked out meanwhile by another request from the not-yet-committed data does not stay.
-    """
-    _new_version(organization_id)
-    transaction.on_commit(lambda: _new_version(organization_id))
+
+def booking_changed(booking: Booking, *, previous_host_ids: Iterable[int] = ()) -> None:
+    """The booking was made, cancelled, moved or given other hosts: forget the pages of every
+    meeting type that has one of its hosts, now (its host rows, cancelled ones included) or
+    before the change (`previous_host_ids`). One query."""
+    hosts = Q(member_id__in=BookingHost.objects.filter(booking_id=booking.pk).values("member_id"))
+    previous_host_ids = sorted(set(previous_host_ids))
+    if previous_host_ids:
+        hosts |= Q(member_id__in=previous_host_ids)
+    _forget(_meeting_types_hosted_by(hosts))
+
+
+def meeting_type_changed(meeting_type_id: int) -> None:
+    """The meeting type's hosts, their order, its assignment or its being active changed: forget
+    its pages. No query."""
+    _forget([meeting_type_id])
 
 
 def remember(meeting_type: MeetingType, rules: availability.SlotRules, what: str, compute: Callable[[], T]) -> T:
@@ -45,9 +77,9 @@ def remember(meeting_type: MeetingType, rules: availability.SlotRules, what: str
     `what` must never hold anything a client chooses freely (a time zone, say): the cache would
     then hold one copy per choice and the first request of each would miss.
     """
-    version = _safely(cache.get, _version_key(meeting_type.organization_id))
+    version = _safely(cache.get, _version_key(meeting_type.pk))
     if version is None:
-        version = _new_version(meeting_type.organization_id)
+        version = _new_versions([meeting_type.pk])[_version_key(meeting_type.pk)]
     rules_hash = hashlib.sha256(repr(rules).encode()).hexdigest()[:16]
     key = f"slots:{meeting_type.pk}:{rules_hash}:{version}:{what}"
     value = _safely(cache.get, key)
@@ -57,16 +89,32 @@ def remember(meeting_type: MeetingType, rules: availability.SlotRules, what: str
     return value
 
 
-def _version_key(organization_id: int) -> str:
-    return f"availability-version:{organization_id}"
+def _meeting_types_hosted_by(hosts: Q) -> list[int]:
+    return list(MeetingTypeHost.objects.filter(hosts).order_by().values_list("meeting_type_id", flat=True).distinct())
 
 
-def _new_version(organization_id: int) -> str:
-    # A fresh random value rather than an increment (an evicted counter restarting at 1 could
-    # bring back values cached under that number) or a clock reading (two changes can share one).
-    version = uuid.uuid4().hex
-    _safely(cache.set, _version_key(organization_id), version, None)
-    return version
+def _forget(meeting_type_ids: Iterable[int]) -> None:
+    """New versions for these meeting types now, so the change is seen at once in this process,
+    and again after the commit, so that a value worked out meanwhile by another request from the
+    not-yet-committed data does not stay. The meeting types are found once, inside the
+    transaction that made the change: it sees its own writes (a cancelled host row, say)."""
+    meeting_type_ids = sorted(set(meeting_type_ids))
+    if not meeting_type_ids:
+        return
+    _new_versions(meeting_type_ids)
+    transaction.on_commit(lambda: _new_versions(meeting_type_ids))
+
+
+def _version_key(meeting_type_id: int) -> str:
+    return f"slots-version:{meeting_type_id}"
+
+
+def _new_versions(meeting_type_ids: list[int]) -> dict[str, str]:
+    # Fresh random values rather than increments (an evicted counter restarting at 1 could bring
+    # back values cached under that number) or clock readings (two changes can share one).
+    versions = {_version_key(meeting_type_id): uuid.uuid4().hex for meeting_type_id in meeting_type_ids}
+    _safely(cache.set_many, versions, None)
+    return versions
 
 
 def _safely(method, *args):

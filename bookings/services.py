@@ -53,13 +53,14 @@ def after_booking_change(
     booking: Booking, change: str, *, previous_start: datetime | None = None, previous_host_ids=()
 ) -> None:
     """The one place that handles what follows a booking change: the cached booking pages of the
-    organization are forgotten, and the video meeting and emails are recorded as steps, in this
-    transaction (nothing can lose them), and run by a task queued after the commit (a rolled-back
-    booking records and queues nothing; a task the broker never got is made up by the sweep).
+    meeting types that share a host with the booking (before or after the change) are forgotten,
+    and the video meeting and emails are recorded as steps, in this transaction (nothing can lose
+    them), and run by a task queued after the commit (a rolled-back booking records and queues
+    nothing; a task the broker never got is made up by the sweep).
     """
     from .tasks import booking_changed
 
-    cache.availability_changed(booking.organization_id)
+    cache.booking_changed(booking, previous_host_ids=previous_host_ids)
     followup.record_change(booking, change, previous_start=previous_start, previous_host_ids=previous_host_ids)
     enqueue_after_commit(booking_changed, booking.pk)
 
@@ -154,9 +155,7 @@ def _with_first_free_hosts(meeting_type: MeetingType, choices: list[list[int]], 
     so a booking that came in meanwhile still wins, and the next set is tried.
     """
     window_start, window_end = availability.occupied_range(start, selectors.slot_rules(meeting_type))
-    for member_ids in live.confirmed_free(
-        choices, organization_id=meeting_type.organization_id, start=window_start, end=window_end
-    ):
+    for member_ids in live.confirmed_free(choices, start=window_start, end=window_end):
         try:
             return commit(member_ids)
         except _HostsTaken:

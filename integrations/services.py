@@ -10,7 +10,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.cache import availability_changed
+from bookings.cache import hosts_changed
 from members.models import TeamMember
 from tsp.tasks import enqueue_after_commit
 
@@ -110,15 +110,12 @@ def _revoke_later(provider: str, connection: Connection, *, revoke: bool = True)
 
 def _delete_connections(connections: list[Connection]) -> int:
     """Delete connections, and their calendars and busy time with them (CASCADE): the booking pages
-    of an organization whose members lose busy time offer those times again at once."""
-    organizations = set(
-        Calendar.objects.filter(connection__in=connections, checks_busy=True)
-        .values_list("member__organization_id", flat=True)
-        .distinct()
+    of the meeting types whose hosts lose busy time offer those times again at once."""
+    members = set(
+        Calendar.objects.filter(connection__in=connections, checks_busy=True).values_list("member_id", flat=True)
     )
     deleted = Connection.objects.filter(pk__in=[connection.pk for connection in connections]).delete()[1]
-    for organization_id in organizations:
-        availability_changed(organization_id)
+    hosts_changed(members)
     return deleted.get(Connection._meta.label, 0)
 
 

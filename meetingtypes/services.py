@@ -1,6 +1,6 @@
 from django.db import transaction
 
-from bookings.cache import availability_changed
+from bookings.cache import meeting_type_changed
 from members.models import TeamMember
 
 from .models import MeetingType, MeetingTypeHost
@@ -18,7 +18,7 @@ def save_meeting_type(*, form, organization) -> MeetingType:
     kept = [link.member_id for link in links if link.member_id in chosen]
     added = [member.pk for member in form.cleaned_data["hosts"] if member.pk not in kept]
     _write_order(meeting_type, kept + added)
-    availability_changed(organization.pk)
+    meeting_type_changed(meeting_type.pk)
     return meeting_type
 
 
@@ -40,10 +40,10 @@ def move_host_up(*, meeting_type: MeetingType, member: TeamMember) -> None:
     if index > 0:
         order[index - 1], order[index] = order[index], order[index - 1]
         _write_order(meeting_type, order)
-        availability_changed(meeting_type.organization_id)  # a one-person type books the first host
+        meeting_type_changed(meeting_type.pk)  # a one-person type books the first host
 
 
 def set_active(*, meeting_type: MeetingType, active: bool) -> None:
     meeting_type.is_active = active
     meeting_type.save(update_fields=["is_active", "updated_at"])
-    availability_changed(meeting_type.organization_id)
+    meeting_type_changed(meeting_type.pk)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
-from bookings.cache import availability_changed
+from bookings.cache import hosts_changed
 from tsp.formatting import normalize_locale
 from tsp.ratelimit import hit
 from tsp.tasks import enqueue_after_commit
@@ -153,7 +153,7 @@ def update_member(*, member: TeamMember, display_name: str, role: str, time_zone
     member.role = role
     member.time_zone = time_zone
     member.save(update_fields=["display_name", "role", "time_zone", "updated_at"])
-    availability_changed(member.organization_id)  # working hours are read in the member's zone
+    hosts_changed([member.pk])  # working hours are read in the member's zone
     return member
 
 
@@ -166,7 +166,7 @@ def update_own_profile(
     member.time_zone = time_zone
     member.locale = normalize_locale(locale) or member.locale
     member.save(update_fields=["display_name", "time_zone", "locale", "updated_at"])
-    availability_changed(member.organization_id)
+    hosts_changed([member.pk])
     return member
 
 
@@ -184,7 +184,7 @@ def deactivate_member(*, member: TeamMember) -> None:
         raise ValidationError(_("The last admin of an organization can't be deactivated."))
     member.is_active = False
     member.save(update_fields=["is_active", "updated_at"])
-    availability_changed(member.organization_id)  # no longer a host anywhere
+    hosts_changed([member.pk])  # no longer a host anywhere
     MemberInvitation.objects.filter(member=member, used_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
@@ -196,7 +196,7 @@ def deactivate_member(*, member: TeamMember) -> None:
 def reactivate_member(*, member: TeamMember) -> None:
     member.is_active = True
     member.save(update_fields=["is_active", "updated_at"])
-    availability_changed(member.organization_id)
+    hosts_changed([member.pk])
     User.objects.filter(pk=member.user_id).update(is_active=True)
 
 
@@ -208,7 +208,7 @@ def set_weekly_hours(*, member: TeamMember, weekly: dict[int, list[tuple[time, t
         for weekday, intervals in sorted(weekly.items())
         for start, end in intervals
     )
-    availability_changed(member.organization_id)
+    hosts_changed([member.pk])
 
 
 @transaction.atomic
@@ -221,10 +221,10 @@ def set_date_override(*, member: TeamMember, date, intervals: list[tuple[time, t
         DateOverride.objects.bulk_create(
             DateOverride(member=member, date=date, start=start, end=end) for start, end in intervals
         )
-    availability_changed(member.organization_id)
+    hosts_changed([member.pk])
 
 
 def remove_date_override(*, member: TeamMember, date) -> int:
     deleted, _ = DateOverride.objects.filter(member=member, date=date).delete()
-    availability_changed(member.organization_id)
+    hosts_changed([member.pk])
     return deleted

@@ -214,7 +214,7 @@ def test_the_month_page_takes_as_many_queries_with_calendars_as_without(
         for day in range(20):
             start = at(TUESDAY, "09:00") + timedelta(days=day)
             meeting_in(calendar, start, start + timedelta(minutes=45), event_id=f"ev-{day}")
-    services.cache.availability_changed(host.organization_id)
+    services.cache.hosts_changed([host.pk, second_host.pk])
     with django_assert_num_queries(len(without)):
         response = get_slots(client, meeting_type, tz="Europe/Paris", month="2026-12")
     assert "2026-12-08T09:00:00Z" not in str(response.json()["days"])

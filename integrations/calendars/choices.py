@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from bookings.cache import availability_changed
+from bookings.cache import hosts_changed
 from members.models import TeamMember
 
 from ..models import Calendar, Connection
@@ -60,4 +60,4 @@ def save_calendar_choices(*, member: TeamMember, busy_ids: Iterable, booking_cal
     for calendar in stopped:
         sync.stop_checking(calendar)  # its busy time goes at once
     if started or stopped:
-        availability_changed(member.organization_id)
+        hosts_changed([member.pk])

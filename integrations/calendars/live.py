@@ -32,16 +32,14 @@ logger = logging.getLogger(__name__)
 Span = tuple[datetime, datetime]
 
 
-def confirmed_free(
-    choices: Iterable[list[int]], *, organization_id: int, start: datetime, end: datetime
-) -> Iterator[list[int]]:
+def confirmed_free(choices: Iterable[list[int]], *, start: datetime, end: datetime) -> Iterator[list[int]]:
     """The host sets of `choices`, in order, whose calendars have nothing in [start, end): each set
     is checked when the caller asks for it, so a round-robin booking calls one host's provider,
     and the next only when the first is busy. A set with one busy host is passed over (collective:
     every host of the set must be free).
 
-    A host found busy gets their calendars synced and the organization's cached pages forgotten,
-    so the booking page stops offering what the live check saw taken.
+    A host found busy gets their calendars synced and the cached pages of the meeting types they
+    host forgotten, so the booking pages stop offering what the live check saw taken.
     """
     choices = [list(hosts) for hosts in choices]
     candidates = {member_id for hosts in choices for member_id in hosts}
@@ -53,7 +51,7 @@ def confirmed_free(
             yield hosts
         else:
             logger.info("host %s is busy in their calendar at %s: not booked there", busy, start.isoformat())
-            cache.availability_changed(organization_id)
+            cache.hosts_changed([busy])
 
 
 def _checked_calendars(member_ids: set[int]) -> dict[int, dict[int, list[Calendar]]]:

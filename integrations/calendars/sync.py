@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bookings.cache import availability_changed
+from bookings.cache import hosts_changed
 from members.models import TeamMember
 from tsp.tasks import backoff_seconds, enqueue_after_commit
 
@@ -110,7 +110,7 @@ def refresh_calendar_list(connection_id: int) -> int:
         if vanished:
             Calendar.objects.filter(pk__in=[calendar.pk for calendar in vanished]).delete()
             if any(calendar.checks_busy for calendar in vanished):
-                availability_changed(member.organization_id)
+                hosts_changed([member.pk])
         from .tasks import sync_calendar
 
         for calendar_id in due_now:
@@ -166,7 +166,7 @@ def stop_checking(calendar: Calendar) -> None:
             updated_at=timezone.now(),
         )
         if had_busy:
-            availability_changed(locked.member.organization_id)
+            hosts_changed([locked.member_id])
         if channel is not None:
             enqueue_after_commit(stop_channel, locked.connection_id, push.channel_as_dict(channel))
     calendar.refresh_from_db()
@@ -349,7 +349,7 @@ def _apply(calendar: Calendar, changes: CalendarChanges, *, start: datetime, end
             updated_at=timezone.now(),
         )
         if changed:
-            availability_changed(calendar.member.organization_id)
+            hosts_changed([calendar.member_id])
     return changed
 
 

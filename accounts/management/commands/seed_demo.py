@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Organization, User
-from bookings.cache import availability_changed
+from bookings.cache import hosts_changed
 from integrations import registry
 from integrations.base import Account, CalendarInfo, TokenSet
 from integrations.models import BusyInterval, Calendar, Connection
@@ -199,7 +199,7 @@ class Command(BaseCommand):
         end = start + timedelta(minutes=DEMO_MEETING_MINUTES)
         event_id = sandbox.add_event(email, start, end, calendar_id=calendar.external_id)
         BusyInterval.objects.create(calendar=calendar, member=calendar.member, event_id=event_id, start=start, end=end)
-        availability_changed(calendar.member.organization_id)
+        hosts_changed([calendar.member_id])
         return start
 
     def _meeting_types(self, organization: Organization) -> None:
