@@ -181,7 +181,7 @@ def test_with_the_cache_down_pages_are_worked_out_and_clients_can_still_book(cli
     def unreachable(*args, **kwargs):
         raise ConnectionError("cache server unreachable")
 
-    for method in ("get", "set", "add", "incr"):
+    for method in ("get", "set", "set_many", "add", "incr"):
         monkeypatch.setattr(cache, method, unreachable)
     assert "10:00" in december(client, consultation)[TUESDAY_KEY]
 
