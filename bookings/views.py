@@ -1,4 +1,4 @@
-from functools import wraps
+from functools import lru_cache, wraps
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -10,8 +10,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import member_required
 from integrations.models import VideoMeeting
 from meetingtypes.models import MeetingType
-from members.timezones import TimeZoneSelect, canonical_name, is_valid_time_zone
+from members.timezones import TimeZoneSelect, canonical_name, is_valid_time_zone, time_zone_choices
 from tsp.formatting import browser_locale
 from tsp.privacy import secret_url
 from tsp.ratelimit import client_ip, hit, seconds_left
@@ -129,9 +129,22 @@ def _slots_response(request, meeting_type, exclude_booking_id=None):
     return response
 
 
+@lru_cache(maxsize=32)
+def _time_zone_select(selected: str, choices: tuple[tuple[str, str], ...], language: str) -> str:
+    """The calendar's time zone <select>, rendered once per zone selected, list of zones and
+    language (its labels), not on every request.
+
+    Its 400-odd options rendered through the widget templates cost about three quarters of the
+    booking page's CPU time. What it shows depends on nothing else: the zones' labels change with
+    their offsets (so with the hour) and the language, both of which make a new `choices`.
+    """
+    widget = TimeZoneSelect(attrs={"id": "booking-tz", "aria-describedby": "booking-tz-note"})
+    widget.choices = choices
+    return widget.render("tz", selected or None)
+
+
 def _calendar_context(request, meeting_type, *, slots_url, select_url, heading="", default_time_zone=""):
     tz = canonical_name(request.GET.get("tz", "")) or canonical_name(default_time_zone) or ""
-    time_zone_select = TimeZoneSelect(attrs={"id": "booking-tz", "aria-describedby": "booking-tz-note"})
     # A month the calendar would refuse (a tampered or very old link) opens the first month instead.
     try:
         month = parse_month(request.GET.get("month", ""))
@@ -146,7 +159,7 @@ def _calendar_context(request, meeting_type, *, slots_url, select_url, heading="
         "embed": _is_embed(request),
         "slots_url": slots_url,
         "select_url": select_url,
-        "time_zone_select": time_zone_select.render("tz", tz or None),
+        "time_zone_select": _time_zone_select(tz, tuple(time_zone_choices()), get_language()),
         "initial_time_zone": tz,
         "initial_month": month.strftime("%Y-%m") if month else "",
         "taken": request.GET.get("taken") == "1",

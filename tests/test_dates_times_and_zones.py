@@ -17,7 +17,7 @@ from accounts.models import User
 from bookings.models import Booking
 from members.models import TeamMember
 from members.services import issue_invitation
-from members.timezones import canonical_name, time_zone_choices, zone_label
+from members.timezones import TimeZoneSelect, canonical_name, time_zone_choices, zone_label
 from tsp import formatting
 
 from .booking_helpers import (
@@ -327,6 +327,32 @@ def test_the_booking_calendar_uses_the_same_picker(client, host):
     assert '<select name="tz"' in page and 'id="booking-tz"' in page and "data-tz-picker" in page
     assert 'data-initial-time-zone="Asia/Kolkata"' in page
     assert ">India Standard Time — Kolkata (GMT+5:30)</option>" in page
+
+
+def _picker(page: str) -> str:
+    return page.split('<select name="tz"', 1)[1].split("</select>", 1)[0]
+
+
+def test_the_booking_calendars_picker_selects_each_visitors_own_zone(client, host):
+    # The calendar's picker is rendered once and reused: no visitor may get another's choice.
+    meeting_type = make_meeting_type(host.organization, [host])
+    kolkata = '<option value="Asia/Kolkata" selected data-aliases="Asia/Calcutta">'
+    assert kolkata in _picker(client.get(public_url(meeting_type), {"tz": "Asia/Kolkata"}).content.decode())
+    assert " selected" not in _picker(client.get(public_url(meeting_type)).content.decode())
+    berlin = _picker(client.get(public_url(meeting_type), {"tz": "Europe/Berlin"}).content.decode())
+    assert '<option value="Europe/Berlin" selected' in berlin and berlin.count(" selected") == 1
+
+
+def test_the_booking_calendars_picker_is_the_widgets_own_with_the_offsets_of_the_day(client, host, frozen_now):
+    meeting_type = make_meeting_type(host.organization, [host])
+    widget = TimeZoneSelect(attrs={"id": "booking-tz", "aria-describedby": "booking-tz-note"})
+    winter = client.get(public_url(meeting_type), {"tz": "Europe/Berlin"}).content.decode()
+    assert widget.render("tz", "Europe/Berlin") in winter
+    assert ">Central European Time — Berlin (GMT+1)</option>" in winter
+    frozen_now.move_to(datetime(2027, 7, 1, 6, 0, tzinfo=UTC))
+    summer = client.get(public_url(meeting_type), {"tz": "Europe/Berlin"}).content.decode()
+    assert widget.render("tz", "Europe/Berlin") in summer
+    assert ">Central European Time — Berlin (GMT+2)</option>" in summer
 
 
 def test_team_members_and_the_hours_help_name_zones_as_people_do(client, member):
