@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
@@ -38,8 +39,6 @@ from . import availability
 from .models import Booking, BookingHost
 
 logger = logging.getLogger(__name__)
-
-SLOTS_CACHE_SECONDS = 30
 
 T = TypeVar("T")
 
@@ -85,7 +84,7 @@ def remember(meeting_type: MeetingType, rules: availability.SlotRules, what: str
     value = _safely(cache.get, key)
     if value is None:
         value = compute()
-        _safely(cache.set, key, value, SLOTS_CACHE_SECONDS)
+        _safely(cache.set, key, value, settings.SLOTS_CACHE_SECONDS)
     return value
 
 

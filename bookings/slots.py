@@ -1,5 +1,6 @@
 """Month pages of bookable times for the booking calendar, in the client's time zone."""
 
+import json
 from bisect import bisect_left
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -40,8 +41,8 @@ class MonthNotOffered(ValueError):
 
 def slots_in_month(
     meeting_type: MeetingType, *, month: date, zone: ZoneInfo, now: datetime, exclude_booking_id: int | None = None
-) -> dict[str, list[dict]]:
-    """{'2026-12-03': [{'start': '2026-12-03T08:00:00Z', 'time': '09:00'}, …]} for the days with times."""
+) -> str:
+    """The month's days with times, as JSON text (see `_days_json`); NO_DAYS when it has none."""
     rules = selectors.slot_rules(meeting_type)
     stamps, isos = _starts_around(meeting_type, rules, month=month, now=now, exclude_booking_id=exclude_booking_id)
     # The cached starts were worked out a little earlier: drop those that have since come too
@@ -50,7 +51,7 @@ def slots_in_month(
     first = max(int(_local_midnight(month, zone).timestamp()), earliest)
     end = int(_local_midnight(next_month(month), zone).timestamp())
     cut = slice(bisect_left(stamps, first), bisect_left(stamps, end))
-    return _by_local_day(
+    return _days_json(
         stamps[cut], zone, first_day=month - timedelta(days=1), last_day=next_month(month), isos=isos[cut]
     )
 
@@ -83,17 +84,26 @@ def _starts_around(
     return cache.remember(meeting_type, rules, what, compute)
 
 
-def _by_local_day(
+# The JSON around and between the strings of one day's starts (none of which needs escaping: digits,
+# '-', ':', 'T' and 'Z'): [{"start": "<iso>", "time": "<HH:MM>"}, {"start": …}].
+_START_TIME = '", "time": "'
+_NEXT_START = '"}, {"start": "'
+NO_DAYS = "{}"
+
+
+def _days_json(
     stamps: list[int], zone: ZoneInfo, *, first_day: date, last_day: date, isos: list[str] | None = None
-) -> dict[str, list[dict]]:
-    """Group sorted starts (epoch seconds) by local date, each with its ISO UTC time and local "HH:MM".
+) -> str:
+    """Sorted starts (epoch seconds) grouped by local date, each with its ISO UTC time and local
+    "HH:MM", as JSON text: {"2026-12-03": [{"start": "2026-12-03T08:00:00Z", "time": "09:00"}, …], …}.
 
     A busy month has thousands of starts and this runs on every request (the cache holds the
-    starts, not one page per zone), so it converts no start through the zone and formats none:
-    `isos` are the starts already written out (cached with them), and every local date of exactly
-    24 hours keeps one UTC offset (no zone changes twice in a day), so its starts are placed by
-    arithmetic from its local midnight, a day at a time. Only starts on DST days, or outside the
-    dates laid out, are converted one by one.
+    starts, not one page per zone), so it converts no start through the zone, formats none and
+    makes no object per start: `isos` are the starts already written out (cached with them), and
+    every local date of exactly 24 hours keeps one UTC offset (no zone changes twice in a day), so
+    its starts are placed by arithmetic from its local midnight, a day at a time, and written by
+    joining strings (building a dict per start and encoding them cost three times as much). Only
+    starts on DST days, or outside the dates laid out, are converted one by one.
     """
     if isos is None:
         isos = _iso_starts(stamps)
@@ -102,12 +112,14 @@ def _by_local_day(
     while day <= last_day + timedelta(days=1):
         midnights.append((int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()), day.isoformat()))
         day += timedelta(days=1)
-    days: dict[str, list[dict]] = defaultdict(list)
+    days: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))  # date: (ISO starts, clocks)
 
     def one_by_one(first: int, end: int) -> None:
         for stamp, iso in zip(stamps[first:end], isos[first:end], strict=True):
             local = datetime.fromtimestamp(stamp, zone)
-            days[local.date().isoformat()].append({"start": iso, "time": f"{local.hour:02d}:{local.minute:02d}"})
+            day_isos, clocks = days[local.date().isoformat()]
+            day_isos.append(iso)
+            clocks.append(f"{local.hour:02d}:{local.minute:02d}")
 
     done = bisect_left(stamps, midnights[0][0])
     one_by_one(0, done)
@@ -116,15 +128,18 @@ def _by_local_day(
         if end == done:
             continue
         if next_midnight - midnight == _DAY_SECONDS:
-            days[label] += [
-                {"start": iso, "time": _CLOCK[(stamp - midnight) // 60]}
-                for stamp, iso in zip(stamps[done:end], isos[done:end], strict=True)
-            ]
+            day_isos, clocks = days[label]
+            day_isos += isos[done:end]
+            clocks += [_CLOCK[(stamp - midnight) // 60] for stamp in stamps[done:end]]
         else:
             one_by_one(done, end)
         done = end
     one_by_one(done, len(stamps))
-    return dict(days)
+    written = (
+        f'"{label}": [{{"start": "{_NEXT_START.join(map(_START_TIME.join, zip(day_isos, clocks, strict=True)))}"}}]'
+        for label, (day_isos, clocks) in days.items()
+    )
+    return "{" + ", ".join(written) + "}"
 
 
 def _iso_starts(stamps: list[int]) -> list[str]:
@@ -156,15 +171,16 @@ def is_browsable(meeting_type: MeetingType, month: date, *, zone: ZoneInfo, now:
     return previous_month(first) <= month <= next_month(last)
 
 
-def month_page(
+def month_page_json(
     meeting_type: MeetingType,
     *,
     month: date | None,
     zone: ZoneInfo,
     now: datetime,
     exclude_booking_id: int | None = None,
-) -> dict:
-    """The JSON for one month. Without a month: the first month that has a free day.
+) -> str:
+    """The JSON for one month: {"time_zone", "month", "today", "days" (see `_days_json`),
+    "previous_month", "next_month"}. Without a month: the first month that has a free day.
 
     A month next to the bookable ones is an empty page; one further away (see `is_browsable`)
     is refused with MonthNotOffered, and nothing is worked out for it.
@@ -172,28 +188,31 @@ def month_page(
     first, last = bookable_months(meeting_type, zone=zone, now=now)
     if month is None:
         # At most the 13 months of a year-long window, each cached for every zone.
-        candidate, month, days = first, first, {}
+        candidate, month, days = first, first, NO_DAYS
         while candidate <= last:
             days = slots_in_month(
                 meeting_type, month=candidate, zone=zone, now=now, exclude_booking_id=exclude_booking_id
             )
-            if days:
+            if days != NO_DAYS:
                 month = candidate
                 break
             candidate = next_month(candidate)
-        if not days:
+        if days == NO_DAYS:
             month = first
     elif first <= month <= last:
         days = slots_in_month(meeting_type, month=month, zone=zone, now=now, exclude_booking_id=exclude_booking_id)
     elif is_browsable(meeting_type, month, zone=zone, now=now):
-        days = {}
+        days = NO_DAYS
     else:
         raise MonthNotOffered(month)
-    return {
+    before = {
         "time_zone": zone.key,
         "month": month.strftime("%Y-%m"),
         "today": now.astimezone(zone).date().isoformat(),
-        "days": days,
+    }
+    after = {
         "previous_month": previous_month(month).strftime("%Y-%m") if month > first else None,
         "next_month": next_month(month).strftime("%Y-%m") if month < last else None,
     }
+    # The days, already JSON, between the other fields: the same text json.dumps makes of the whole.
+    return f'{json.dumps(before)[:-1]}, "days": {days}, {json.dumps(after)[1:]}'

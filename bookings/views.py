@@ -119,12 +119,12 @@ def _slots_response(request, meeting_type, exclude_booking_id=None):
         except ValueError as error:
             return _json_error(str(error))
     try:
-        page = slots.month_page(
+        page = slots.month_page_json(
             meeting_type, month=month, zone=zone, now=timezone.now(), exclude_booking_id=exclude_booking_id
         )
     except slots.MonthNotOffered:
         return _json_error(str(MONTH_NOT_OFFERED))
-    response = JsonResponse(page)
+    response = HttpResponse(page, content_type="application/json")
     response["Cache-Control"] = "no-store"
     return response
 

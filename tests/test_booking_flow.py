@@ -4,6 +4,7 @@ Everything goes through the real URLs. The clock stands at NOW, Monday 2026-12-0
 hosts made here work Mon-Fri 09:00-17:00 in their own time zone (UTC unless said otherwise).
 """
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
@@ -117,8 +118,10 @@ def test_the_slots_json_describes_one_month_in_the_requested_zone(client, host):
     response = get_slots(client, meeting_type, tz="UTC", month="2026-12")
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
+    assert response["Content-Type"] == "application/json"
     body = response.json()
-    assert set(body) == {"time_zone", "month", "today", "days", "previous_month", "next_month"}
+    assert list(body) == ["time_zone", "month", "today", "days", "previous_month", "next_month"]
+    assert response.content.decode() == json.dumps(body)  # as json.dumps writes it
     assert body["time_zone"] == "UTC"
     assert body["month"] == "2026-12"
     assert body["today"] == "2026-12-07"

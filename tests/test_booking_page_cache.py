@@ -76,6 +76,17 @@ def test_the_same_month_again_is_served_without_working_it_out_again(client, con
     assert len(again) == 1  # finding the meeting type by its address
 
 
+def test_a_cache_lifetime_of_zero_works_every_month_out_again(client, consultation, settings):
+    """SLOTS_CACHE_SECONDS=0 (the load test's cold web node): nothing is kept, every request reads the database."""
+    settings.SLOTS_CACHE_SECONDS = 0
+    first = queries_for_december(client, consultation)
+    again = queries_for_december(client, consultation)
+
+    assert reads_availability(first)
+    assert reads_availability(again)
+    assert len(again) == len(first)
+
+
 def test_a_booked_time_disappears_from_the_cached_page_at_once(client, consultation):
     assert "10:00" in december(client, consultation)[TUESDAY_KEY]
 

@@ -1,6 +1,8 @@
 """The booking calendar groups bookable times by the client's local date and shows each in their
-local clock, whatever the zone and even on the days the clocks change."""
+local clock, whatever the zone and even on the days the clocks change. The days are written as JSON
+text directly: it must be the very text `json.dumps` makes of them."""
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -8,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bookings.slots import _by_local_day
+from bookings.slots import _days_json
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Adelaide", "Australia/Lord_Howe"]
 
@@ -48,11 +50,11 @@ def test_every_quarter_hour_of_a_month_is_labelled_as_a_local_clock_shows_it(zon
     last = first + timedelta(days=31)
     starts = every_quarter_hour(first, last)
 
-    grouped = _by_local_day(
+    grouped = _days_json(
         epoch_seconds(starts), zone, first_day=month - timedelta(days=1), last_day=month + timedelta(days=32)
     )
 
-    assert grouped == one_by_one(starts, zone)
+    assert grouped == json.dumps(one_by_one(starts, zone))
 
 
 @settings(max_examples=200, deadline=None, database=None)
@@ -66,6 +68,11 @@ def test_any_starts_near_the_laid_out_dates_are_labelled_correctly(zone_name, mi
     starts = [origin + timedelta(minutes=m) for m in sorted(minutes)]
 
     # Dates laid out cover only part of the starts: the rest must still come out right.
-    grouped = _by_local_day(epoch_seconds(starts), zone, first_day=date(2026, 3, 25), last_day=date(2026, 4, 10))
+    grouped = _days_json(epoch_seconds(starts), zone, first_day=date(2026, 3, 25), last_day=date(2026, 4, 10))
 
-    assert grouped == one_by_one(starts, zone)
+    assert grouped == json.dumps(one_by_one(starts, zone))
+
+
+def test_no_starts_make_an_empty_object():
+    days = _days_json([], ZoneInfo("Europe/Berlin"), first_day=date(2026, 2, 28), last_day=date(2026, 4, 1))
+    assert days == json.dumps({}) == "{}"

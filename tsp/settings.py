@@ -410,6 +410,9 @@ LOGGING = {
     },
 }
 
+# How long a month of bookable times stays in the page cache (bookings/cache.py). 0 keeps nothing, so
+# every request works its month out: the load test measures that path so.
+SLOTS_CACHE_SECONDS = env_int("SLOTS_CACHE_SECONDS", 30)
 # Public booking forms: at most this many POSTs per client IP per window.
 BOOKING_RATE_LIMIT = env_int("BOOKING_RATE_LIMIT", 20)
 BOOKING_RATE_WINDOW_SECONDS = env_int("BOOKING_RATE_WINDOW_SECONDS", 600)
