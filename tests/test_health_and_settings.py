@@ -106,10 +106,26 @@ def test_deploy_check_is_clean_with_production_settings():
         "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
         "ALLOWED_HOSTS": "schedule.example.com",
         "TOKEN_ENCRYPTION_KEYS": "l0YE2ZC1SJh-Zz8yZQJc1Q3pVIUQUuN9iB9vV9dVq3E=",
+        "REDIS_URL": "redis://cache.example:6379/0",
     }
     result = _run_django(production, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNINGS" not in result.stdout + result.stderr
+
+
+def test_deploy_check_warns_of_a_cache_each_process_keeps_to_itself():
+    """Without Redis the cache is each process's own: a second gunicorn worker (or web node) would not
+    see the bookings the first took in its cached pages, nor count the same client's requests."""
+    production = {
+        "DEBUG": "0",
+        "SECRET_KEY": "a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
+        "ALLOWED_HOSTS": "schedule.example.com",
+        "TOKEN_ENCRYPTION_KEYS": "l0YE2ZC1SJh-Zz8yZQJc1Q3pVIUQUuN9iB9vV9dVq3E=",
+    }
+    result = _run_django(production, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert "bookings.W001" in result.stdout + result.stderr
+    assert "LocMemCache" in result.stdout + result.stderr
 
 
 def test_deploy_check_demands_token_encryption_keys():
