@@ -13,10 +13,15 @@ Per host the engine
 Hosts are then combined by union (round robin, single host) or intersection (collective).
 
 Internally an instant is an `Instant`: whole microseconds since the Unix epoch, an int.
-Ints compare, hash and subtract faster than datetimes or timedeltas, and busy time can be
-handed in already in that form (`epoch_microseconds`), straight from the database, which
-spares building tens of thousands of datetime objects for a busy month. Candidate starts are
-kept sorted, so every conflict check is a binary search, never a scan.
+Ints compare and subtract faster than datetimes or timedeltas, and busy time can be handed in
+already in that form (`epoch_microseconds`), even as numpy arrays straight from the database,
+which spares building tens of thousands of Python objects for a busy month.
+
+The busy-time arithmetic is vectorised with numpy: a host's candidate starts are one sorted
+array, shared by every host with the same zone and hours; each busy interval blocks one run of
+them, found by a binary search for each end (`searchsorted` over all intervals at once), and the
+runs are applied as +1/-1 marks summed up (`bincount`, `cumsum`). A month of a 200-host team with
+100,000 bookings is a few milliseconds of C rather than a few hundred thousand Python steps.
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import accumulate, chain, compress, repeat
-from math import inf
-from operator import eq, gt, sub
+from itertools import accumulate, chain, repeat
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
 
 __all__ = [
     "BusyColumns",
@@ -39,6 +44,7 @@ __all__ = [
     "SlotRules",
     "WorkingInterval",
     "available_slots",
+    "available_start_instants",
     "available_starts",
     "epoch_microseconds",
     "is_bookable",
@@ -79,6 +85,8 @@ def epoch_microseconds(moment: datetime) -> int:
 
 def _as_instants(moments: Sequence, what: str) -> tuple[Instant, ...]:
     """Moments given as aware datetimes or as `Instant`s (ints), as a tuple of `Instant`s."""
+    if isinstance(moments, np.ndarray):
+        return tuple(_as_instant_array(moments, what).tolist())
     kinds = set(map(type, moments))  # one C-level pass instead of a Python loop over thousands
     if kinds <= {int}:
         return tuple(moments)
@@ -88,6 +96,15 @@ def _as_instants(moments: Sequence, what: str) -> tuple[Instant, ...]:
     except TypeError as exc:
         raise ValueError(f"{what} must be timezone-aware datetimes or epoch microseconds") from exc
     return tuple((moment - _EPOCH) // _MICROSECOND for moment in moments)
+
+
+def _as_instant_array(moments: Sequence, what: str) -> np.ndarray:
+    """Moments as a numpy array of `Instant`s; an integer array is taken as it is (no copy)."""
+    if isinstance(moments, np.ndarray):
+        if moments.dtype.kind not in "iu":
+            raise ValueError(f"{what} must be timezone-aware datetimes or epoch microseconds")
+        return moments.astype(np.int64, copy=False)
+    return np.array(_as_instants(moments, what), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -158,10 +175,11 @@ class HostAvailability:
     busy: tuple[tuple[datetime, datetime], ...] | BusyColumns = ()
     # Starts of the host's non-cancelled bookings of THIS meeting type (daily limit).
     booked_starts: tuple[datetime, ...] = ()
-    # busy and booked_starts take aware datetimes or `Instant`s (epoch microseconds). The engine
-    # reads them as `Instant`s: busy as two parallel columns, and the booked starts.
-    busy_starts: tuple[Instant, ...] = field(init=False, repr=False, compare=False)
-    busy_ends: tuple[Instant, ...] = field(init=False, repr=False, compare=False)
+    # busy and booked_starts take aware datetimes or `Instant`s (epoch microseconds; busy also as
+    # numpy integer arrays). The engine reads them as `Instant`s: busy as two parallel numpy
+    # columns, and the booked starts.
+    busy_starts: np.ndarray = field(init=False, repr=False, compare=False)
+    busy_ends: np.ndarray = field(init=False, repr=False, compare=False)
     booked_instants: tuple[Instant, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -174,8 +192,8 @@ class HostAvailability:
             begins, ends = self.busy.starts, self.busy.ends
         else:
             begins, ends = zip(*self.busy, strict=True) if self.busy else ((), ())
-        begins, ends = _as_instants(begins, what), _as_instants(ends, what)
-        if any(map(gt, begins, ends)):
+        begins, ends = _as_instant_array(begins, what), _as_instant_array(ends, what)
+        if (begins > ends).any():
             raise ValueError(f"host {self.host_id}: a busy interval ends before it starts")
         object.__setattr__(self, "busy_starts", begins)
         object.__setattr__(self, "busy_ends", ends)
@@ -244,12 +262,44 @@ def available_starts(
 ) -> list[datetime]:
     """The starts of `available_slots`, without working out which hosts are free at each:
     what a calendar page needs, at a fraction of the cost for a big round-robin team."""
+    return [_datetime(instant) for instant in available_start_instants(rules, hosts, start=start, end=end, now=now)]
+
+
+def available_start_instants(
+    rules: SlotRules,
+    hosts: Sequence[HostAvailability],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[Instant]:
+    """`available_starts` as `Instant`s (epoch microseconds), ascending: no datetime is built.
+
+    Hosts with the same candidate starts (same zone and hours, the usual case in a team) are
+    combined as flags over one shared array before any start is taken out of it.
+    """
     first, last = _start_bounds(rules, _instant(start, "start"), _instant(end, "end"), _instant(now, "now"))
     if first > last or not hosts:
         return []
-    per_host = [starts for _, starts in _free_starts_per_host(rules, hosts, _Calendar(rules, first, last))]
-    combined = set(per_host[0]).intersection(*per_host[1:]) if rules.collective else set().union(*per_host)
-    return [_datetime(instant) for instant in sorted(combined)]
+    _check_unique_ids(hosts)
+    calendar = _Calendar(rules, first, last)
+    groups: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    for host in hosts:
+        key, starts, free = _free_flags(rules, host, calendar)
+        if key not in groups:
+            groups[key] = (starts, free)
+        elif rules.collective:
+            groups[key][1][:] &= free
+        else:
+            groups[key][1][:] |= free
+    parts = [starts[free] for starts, free in groups.values()]
+    if rules.collective:
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = np.intersect1d(combined, part, assume_unique=True)
+    else:
+        combined = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+    return combined.tolist()
 
 
 def is_bookable(
@@ -336,6 +386,28 @@ class _Calendar:
         self._midnights: dict[ZoneInfo, list[Instant]] = {}
         self._grids: dict[tuple[ZoneInfo, date, tuple[WallClockSpan, ...]], tuple[Instant, ...]] = {}
         self._templates: dict[tuple[WallClockSpan, ...], tuple[int, ...]] = {}
+        self._candidates: dict[tuple, np.ndarray] = {}
+
+    def candidates(self, host: HostAvailability, zone: ZoneInfo) -> tuple[tuple, np.ndarray]:
+        """(key, the host's sorted candidate starts within [first, last]): worked out once for
+        every host with the same zone, weekly hours and overrides (the key), and shared."""
+        dates = self.dates(zone)
+        key = (
+            zone,
+            tuple(sorted((interval.weekday, interval.start, interval.end) for interval in host.weekly)),
+            tuple(
+                sorted(
+                    (override.date, override.intervals)
+                    for override in host.overrides
+                    if dates[0] <= override.date <= dates[-1]
+                )
+            ),
+        )
+        if key not in self._candidates:
+            starts = np.array(_candidates(host, zone, self), dtype=np.int64)
+            starts.flags.writeable = False  # shared by every host with this key
+            self._candidates[key] = starts
+        return key, self._candidates[key]
 
     def dates(self, zone: ZoneInfo) -> list[date]:
         """Local dates whose working hours can hold a start in [first, last]."""
@@ -428,28 +500,33 @@ def _grid(intervals: list[Span], duration: int, step: int) -> tuple[Instant, ...
 # --------------------------------------------------------------------------- per host
 
 
+def _check_unique_ids(hosts: Sequence[HostAvailability]) -> None:
+    host_ids = [host.host_id for host in hosts]
+    if len(set(host_ids)) != len(host_ids):
+        raise ValueError(f"duplicate host ids in {host_ids}")
+
+
 def _free_starts_per_host(
     rules: SlotRules, hosts: Sequence[HostAvailability], calendar: _Calendar
 ) -> list[tuple[int, list[Instant]]]:
     """(host_id, sorted free starts within [first, last]) for each host, by ascending host id."""
-    host_ids = [host.host_id for host in hosts]
-    if len(set(host_ids)) != len(host_ids):
-        raise ValueError(f"duplicate host ids in {host_ids}")
-    return sorted((host.host_id, _free_starts(rules, host, calendar)) for host in hosts)
+    _check_unique_ids(hosts)
+    per_host = []
+    for host in hosts:
+        _key, starts, free = _free_flags(rules, host, calendar)
+        per_host.append((host.host_id, starts[free].tolist()))
+    return sorted(per_host)
 
 
-def _free_starts(rules: SlotRules, host: HostAvailability, calendar: _Calendar) -> list[Instant]:
+def _free_flags(rules: SlotRules, host: HostAvailability, calendar: _Calendar) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """(key, starts, free): the host's candidate starts (an array shared by every host with the
+    same key, never to be changed) and a new array of flags, True where the host is free."""
     zone = _zone(host.time_zone)
-    starts = _candidates(host, zone, calendar)
-    if not starts:
-        return starts
-    # A list of flags, cleared run by run with slice assignment from a list of False: the
-    # fastest way found to apply thousands of blocked runs (faster than a bytearray).
-    free = [True] * len(starts)
-    _strike_busy(free, starts, host, rules)
-    if rules.daily_limit is not None:
+    key, starts = calendar.candidates(host, zone)
+    free = _not_busy(starts, host, rules)
+    if rules.daily_limit is not None and len(starts):
         _strike_full_days(free, starts, host, rules.daily_limit, calendar.midnights(zone))
-    return list(compress(starts, free))
+    return key, starts, free
 
 
 def _candidates(host: HostAvailability, zone: ZoneInfo, calendar: _Calendar) -> list[Instant]:
@@ -474,45 +551,31 @@ def _candidates(host: HostAvailability, zone: ZoneInfo, calendar: _Calendar) -> 
     return starts[bisect_left(starts, calendar.first) : bisect_right(starts, calendar.last)]
 
 
-def _strike_busy(free: list[bool], starts: list[Instant], host: HostAvailability, rules: SlotRules) -> None:
-    """Clear `free` for starts whose occupied range overlaps busy time.
+def _not_busy(starts: np.ndarray, host: HostAvailability, rules: SlotRules) -> np.ndarray:
+    """Flags over `starts`: False where the start's occupied range overlaps busy time.
 
     A booking at s occupies [s - before, s + duration + after); it overlaps busy [b0, b1)
     iff b0 - duration - after < s < b1 + before. Each busy interval therefore blocks one
-    contiguous run of the sorted starts, from the first start past its lower bound.
-
-    Many intervals of a busy month block no start at all (calendar meetings in the evening or
-    on a day off): one binary search and one comparison, both at C speed over all intervals,
-    find those whose first start lies before their upper bound, and only these take the second
-    search and the Python-level clearing.
+    contiguous run of the sorted starts, [first start past the lower bound, first start at or
+    past the upper bound): both ends found for every interval in one `searchsorted` each. Each
+    run adds +1 at its first index and -1 past its last; the running sum is the number of
+    intervals blocking each start. A zero-length interval overlaps nothing (half-open).
     """
-    if not host.busy_starts:
-        return
-    begins, ends = _busy_columns(host.busy_starts, host.busy_ends)
-    before = _micro(rules.buffer_before)
-    firsts = list(
-        map(bisect_right, repeat(starts), map(sub, begins, repeat(_micro(rules.duration + rules.buffer_after))))
-    )
-    # s < b1 + before as b1 > s - before, with the shift made once per start rather than once
-    # per interval; inf: no start past the lower bound.
-    shifted = [*map(sub, starts, repeat(before)), inf]
-    cleared = [False] * len(starts)
-    for i, end in compress(zip(firsts, ends, strict=True), map(gt, ends, map(shifted.__getitem__, firsts))):
-        j = bisect_left(starts, end + before, i)
-        free[i:j] = cleared[i:j]
-
-
-def _busy_columns(begins: Sequence[Instant], ends: Sequence[Instant]) -> tuple[Sequence[Instant], Sequence[Instant]]:
-    """Busy starts and ends as two parallel sequences, without empty intervals."""
-    if not any(map(eq, begins, ends)):
-        return begins, ends  # the common case, checked at C speed
-    # A zero-length interval overlaps nothing under half-open semantics.
-    kept = [(begin, end) for begin, end in zip(begins, ends, strict=True) if end != begin]
-    return [begin for begin, _ in kept], [end for _, end in kept]
+    n = len(starts)
+    begins, ends = host.busy_starts, host.busy_ends
+    if not n or not len(begins):
+        return np.ones(n, dtype=bool)
+    firsts = np.searchsorted(starts, begins - _micro(rules.duration + rules.buffer_after), side="right")
+    lasts = np.searchsorted(starts, ends + _micro(rules.buffer_before), side="left")
+    blocking = (firsts < lasts) & (begins < ends)
+    if not blocking.any():
+        return np.ones(n, dtype=bool)
+    marks = np.bincount(firsts[blocking], minlength=n + 1) - np.bincount(lasts[blocking], minlength=n + 1)
+    return np.cumsum(marks[:n]) == 0
 
 
 def _strike_full_days(
-    free: list[bool], starts: list[Instant], host: HostAvailability, limit: int, midnights: list[Instant]
+    free: np.ndarray, starts: np.ndarray, host: HostAvailability, limit: int, midnights: list[Instant]
 ) -> None:
     """Clear `free` on every host-local date that already has `limit` bookings of this type.
 
@@ -524,9 +587,8 @@ def _strike_full_days(
     per_day = Counter(map(bisect_right, repeat(midnights), host.booked_instants))
     for k, count in per_day.items():
         if count >= limit and 0 < k < len(midnights):  # any other k is outside the dates considered
-            i = bisect_left(starts, midnights[k - 1])
-            j = bisect_left(starts, midnights[k])
-            free[i:j] = [False] * (j - i)
+            i, j = np.searchsorted(starts, (midnights[k - 1], midnights[k]), side="left")
+            free[i:j] = False
 
 
 # --------------------------------------------------------------------------- combining hosts

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from bookings.availability import (
     SlotRules,
     WorkingInterval,
     available_slots,
+    available_start_instants,
     available_starts,
     epoch_microseconds,
     is_bookable,
@@ -894,6 +896,47 @@ def test_property_busy_time_read_as_two_columns_gives_the_same_slots(scenario):
     assert available_slots(slot_rules, as_columns, start=start, end=end, now=now) == available_slots(
         slot_rules, hosts, start=start, end=end, now=now
     )
+
+
+@PROPERTY
+@given(scenarios())
+def test_property_the_calendar_page_read_as_numpy_columns_matches_the_brute_force_restatement(scenario):
+    """The month page's path: busy time as numpy integer columns (the database read), starts as
+    epoch microseconds, hosts sharing one array of candidate starts: the same starts as the rules
+    restated naively."""
+    slot_rules, hosts, start, end, now = scenario
+    as_arrays = [
+        replace(
+            one,
+            busy=BusyColumns(
+                np.array([epoch_microseconds(begin) for begin, _ in one.busy], dtype=np.int64),
+                np.array([epoch_microseconds(finish) for _, finish in one.busy], dtype=np.int64),
+            ),
+        )
+        for one in hosts
+    ]
+    expected = [epoch_microseconds(slot.start) for slot in reference_slots(slot_rules, hosts, start, end, now)]
+    assert available_start_instants(slot_rules, as_arrays, start=start, end=end, now=now) == expected
+
+
+@PROPERTY
+@given(scenarios(max_hosts=4))
+def test_property_hosts_with_the_same_hours_combine_like_the_brute_force_restatement(scenario):
+    """A team whose members share one zone and one set of hours (the usual case) shares one
+    array of candidate starts in the engine: their busy times must still count host by host."""
+    slot_rules, hosts, start, end, now = scenario
+    first = hosts[0]
+    team = [replace(one, time_zone=first.time_zone, weekly=first.weekly, overrides=first.overrides) for one in hosts]
+    expected = [epoch_microseconds(slot.start) for slot in reference_slots(slot_rules, team, start, end, now)]
+    assert available_start_instants(slot_rules, team, start=start, end=end, now=now) == expected
+    assert available_slots(slot_rules, team, start=start, end=end, now=now) == reference_slots(
+        slot_rules, team, start, end, now
+    )
+
+
+def test_busy_columns_of_fractional_numbers_are_refused():
+    with pytest.raises(ValueError, match="must be timezone-aware datetimes or epoch microseconds"):
+        HostAvailability(1, "UTC", (), busy=BusyColumns(np.array([1.5]), np.array([2.5])))
 
 
 def test_busy_columns_of_different_lengths_are_refused():

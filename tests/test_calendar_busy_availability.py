@@ -70,7 +70,7 @@ def meeting_in(calendar: Calendar, start, end, event_id: str | None = None) -> B
 
 def busy_of(host_data) -> list[tuple[datetime, datetime]]:
     """The busy intervals handed to the engine, as UTC datetimes (read as integers on PostgreSQL)."""
-    spans = zip(host_data.busy_starts, host_data.busy_ends, strict=True)
+    spans = zip(host_data.busy_starts.tolist(), host_data.busy_ends.tolist(), strict=True)
     return sorted((EPOCH + timedelta(microseconds=start), EPOCH + timedelta(microseconds=end)) for start, end in spans)
 
 
