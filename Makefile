@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint bench chaos screenshots install clean
+.PHONY: run test lint bench loadtest chaos screenshots install clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ test: install node_modules/.installed
 
 bench: install
 	$(PY) bench/slots_bench.py
+
+# The booking flow under load: gunicorn (DEBUG=0), PostgreSQL, Redis, a Celery worker and an SMTP server, driven by
+# an asyncio load generator in its own process; requests/s, latencies and server CPU ms per request per phase.
+# About 3 minutes; LOADTEST_SECONDS=5 for a quick look. Writes bench/results/loadtest.json.
+loadtest: install
+	$(PY) bench/loadtest.py
 
 # Faults injected into the whole stack (PostgreSQL, redis-server, gunicorn, Celery worker and beat, SMTP, Zoom
 # sandbox): nothing lost, nothing doubled. About 20 minutes; CHAOS_ARGS="--only smtp_451 --outage 30" for less.

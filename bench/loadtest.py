@@ -1,0 +1,525 @@
+"""Load test: the public booking flow served the way production serves it, measured from outside.
+
+`make loadtest` (PostgreSQL needed; the database named by LOADTEST_DATABASE_URL, default tsp_loadtest, is
+dropped and re-created) starts on loopback:
+
+- a redis-server of its own (page cache and rate limits in database 0, the Celery broker in database 1),
+- the app under gunicorn with the production settings (DEBUG=0, WhiteNoise, gunicorn.conf.py and its access
+  log), LOADTEST_WEB_WORKERS sync workers (default 2 per core),
+- a real Celery worker (prefork, 2 processes) that sends the emails to an SMTP server run here (aiosmtpd),
+- for the cold phase only, a second gunicorn alike on the same database and Redis whose page cache keeps
+  nothing (SLOTS_CACHE_SECONDS=0), so that every request works its month out from the database,
+
+seeds the organization of `make bench` (a round-robin meeting type by phone over 50 hosts in six time zones,
+10,000 bookings next month), then runs the load generator (bench/loadgen.py, asyncio + aiohttp) in a
+process of its own, one phase after the other, each for LOADTEST_SECONDS with N concurrent clients:
+
+    booking_page   GET of the public calendar page                                  (page clients)
+    slots_cached   GET of next month's times as JSON, served from the page cache     (page clients)
+    slots_cold     the same, worked out at every request (the second gunicorn)      (page clients)
+    booking_post   POST of the booking form, each on a time nobody has used yet     (booking clients)
+
+Each phase reports requests/s, latency percentiles, errors and the server's CPU milliseconds per request:
+the user + system CPU time of the gunicorn worker processes (from /proc/<pid>/stat) over the measured
+window, divided by the requests completed in it. That figure travels between machines; requests/s and
+latencies depend on the machine and on what else runs on it (the load generator shares its cores).
+emails_p50_s is the median, over the bookings, of the time from the booking's answer to the moment both
+its emails (to the client and to the host) reached the SMTP server.
+
+Prints a table and the targets, and writes bench/results/loadtest.json.
+
+    .venv/bin/python bench/loadtest.py
+    LOADTEST_SECONDS=5 LOADTEST_PHASES=booking_page,booking_post .venv/bin/python bench/loadtest.py
+"""
+
+import contextlib
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.chaos import (  # noqa: E402  (the repository root on the path first)
+    MANAGE_LINK,
+    Process,
+    SmtpSink,
+    free_port,
+    recreate_database,
+    redis_server,
+    wait_for_http,
+    wait_for_port,
+    wait_until,
+)
+
+PYTHON = sys.executable
+RESULTS = ROOT / "bench" / "results" / "loadtest.json"
+
+DATABASE_URL = os.environ.get("LOADTEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tsp_loadtest")
+SECONDS = float(os.environ.get("LOADTEST_SECONDS", "20"))
+WARMUP_SECONDS = float(os.environ.get("LOADTEST_WARMUP_SECONDS", "3"))
+PAGE_CLIENTS = int(os.environ.get("LOADTEST_PAGE_CLIENTS", "50"))
+BOOKING_CLIENTS = int(os.environ.get("LOADTEST_BOOKING_CLIENTS", "20"))
+WEB_WORKERS = int(os.environ.get("LOADTEST_WEB_WORKERS", str(2 * (os.cpu_count() or 1))))
+HOSTS = int(os.environ.get("LOADTEST_HOSTS", "50"))
+BOOKINGS = int(os.environ.get("LOADTEST_BOOKINGS", "10000"))
+EMAIL_WAIT_SECONDS = float(os.environ.get("LOADTEST_EMAIL_WAIT_SECONDS", "90"))
+PHASES = ["booking_page", "slots_cached", "slots_cold", "booking_post"]
+CHOSEN = [name for name in os.environ.get("LOADTEST_PHASES", ",".join(PHASES)).split(",") if name]
+SECRET_KEY = "loadtest-run-only-secret-key-not-for-production-" + "0" * 20
+# Server CPU per request (ms), and the median time from a booking's answer to both its emails (s).
+TARGETS = {"booking_page": 10.0, "slots_cached": 4.0, "booking_post": 30.0, "emails_p50_s": 2.0}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- CPU time of processes, from /proc
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process has used so far (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = _stat_fields(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None and int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_snapshot(pids: list[int]) -> dict[int, float]:
+    return {pid: seconds for pid in pids if (seconds := cpu_seconds(pid)) is not None}
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """Seconds of CPU between two snapshots; a process that appeared in between counts from its start."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def database_backends(database_url: str, application_name: str) -> list[int]:
+    """The PostgreSQL server processes serving the app's connections (named by PGAPPNAME)."""
+    from bench.chaos import _admin_connection, database_name
+
+    with contextlib.closing(_admin_connection(database_url)) as admin, admin.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            [database_name(database_url), application_name],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+# ---------------------------------------------------------------- the processes
+
+
+def app_env(*, database_url: str, redis_port: int, site_url: str, smtp_url: str, role: str, **extra) -> dict:
+    """The production settings (DEBUG=0), on loopback over plain http."""
+    from cryptography.fernet import Fernet
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "CELERY_"))}
+    env.update(
+        DEBUG="0",
+        SECRET_KEY=SECRET_KEY,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SITE_URL=site_url,
+        SECURE_SSL_REDIRECT="0",
+        SESSION_COOKIE_SECURE="0",
+        CSRF_COOKIE_SECURE="0",
+        SECURE_HSTS_SECONDS="0",
+        TOKEN_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        DATABASE_URL=database_url,
+        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        CELERY_BROKER_URL=f"redis://127.0.0.1:{redis_port}/1",
+        EMAIL_URL=smtp_url,
+        PROVIDER_SANDBOX="0",
+        # Every client of the run comes from 127.0.0.1: the per-IP limits would stop the run, not abuse.
+        BOOKING_RATE_LIMIT="100000000",
+        SLOTS_RATE_LIMIT="100000000",
+        PGAPPNAME=f"loadtest-{role}",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def gunicorn(name: str, port: int, workers: int, env: dict, log_dir: Path) -> Process:
+    """gunicorn as the Procfile starts it (gunicorn.conf.py: its access log on), on loopback."""
+    command = [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"]
+    return Process(name, [*command, "--workers", str(workers), "tsp.wsgi:application"], env, log_dir)
+
+
+class WebNode:
+    """One gunicorn (a web node): its workers' process ids, for their CPU time."""
+
+    def __init__(self, name: str, port: int, env: dict, log_dir: Path, workers: int = WEB_WORKERS):
+        self.name, self.port, self.env, self.workers = name, port, env, workers
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = gunicorn(name, port, workers, env, log_dir)
+
+    def start(self) -> "WebNode":
+        return self.launch().wait_until_serving()
+
+    def launch(self) -> "WebNode":
+        self.process.start()
+        return self
+
+    def wait_until_serving(self) -> "WebNode":
+        wait_for_http(self.url + "/healthz")
+        wait_until(lambda: len(self.worker_pids()) >= self.workers, timeout=60, interval=0.2, what="gunicorn workers")
+        return self
+
+    def worker_pids(self) -> list[int]:
+        return children_of(self.process.popen.pid) if self.process.popen else []
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class Stack:
+    def __init__(self, database_url: str = DATABASE_URL):
+        self.database_url = database_url
+        self.log_dir = Path(tempfile.mkdtemp(prefix="tsp-loadtest-"))
+        self.redis_port = free_port()
+        self.sink = SmtpSink()
+        self.site_url = ""
+        self.processes: list[Process] = []
+        self.nodes: dict[str, WebNode] = {}
+
+    def env(self, role: str, site_url: str = "", **extra) -> dict:
+        return app_env(
+            database_url=self.database_url,
+            redis_port=self.redis_port,
+            site_url=site_url or self.site_url or "http://127.0.0.1:8000",
+            smtp_url=self.sink.url,
+            role=role,
+            **extra,
+        )
+
+    def prepare(self) -> None:
+        """Database (migrated), static files, Redis and the SMTP server: what seeding and the app need."""
+        recreate_database(self.database_url)
+        self.sink.start()
+        migrate = [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"]
+        subprocess.run(migrate, cwd=ROOT, env=self.env("migrate"), check=True)
+        collect = [PYTHON, "manage.py", "collectstatic", "--noinput", "-v", "0"]
+        subprocess.run(collect, cwd=ROOT, env=self.env("collectstatic"), check=True)
+        redis = redis_server("redis", self.redis_port, self.log_dir).start()
+        self.processes.append(redis)
+        wait_for_port(self.redis_port)
+
+    def start_web(self, name: str, **extra) -> WebNode:
+        port = free_port()
+        env = self.env(name, site_url=f"http://127.0.0.1:{port}", **extra)
+        node = WebNode(name, port, env, self.log_dir)
+        self.nodes[name] = node.start()
+        self.site_url = self.site_url or node.url
+        return node
+
+    def start_worker(self) -> Process:
+        celery = [PYTHON, "-m", "celery", "-A", "tsp", "worker", "--loglevel", "INFO", "--concurrency", "2"]
+        worker = Process("worker", celery, self.env("worker"), self.log_dir).start()
+        self.processes.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop()
+        for process in reversed(self.processes):
+            process.stop()
+        self.sink.stop()
+
+
+# ---------------------------------------------------------------- the organization
+
+
+def setup_django(stack: Stack) -> None:
+    """The run seeds and reads the app's database through the app's own models (no cache, no broker)."""
+    env = stack.env("harness")
+    os.environ.update({k: v for k, v in env.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL"}})
+    os.environ.pop("REDIS_URL", None)
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tsp.settings"
+    import django
+
+    django.setup()
+
+
+def bench_helpers():
+    """bench/slots_bench.py's team and bookings makers. That module sets its own environment when
+    imported (its database, no Redis): ours is put back, so the processes started later keep it."""
+    saved = dict(os.environ)
+    try:
+        from bench import slots_bench
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return slots_bench
+
+
+def seed(hosts: int, bookings: int):
+    """`make bench`'s 50-host round-robin team (phone: no video provider in the way) with its bookings."""
+    slots_bench = bench_helpers()
+    month = slots_bench.target_month(datetime.now(UTC))
+    _organization, meeting_type, members = slots_bench.make_team(hosts, "loadtest")
+    slots_bench.add_bookings(meeting_type, members, bookings, month, {}, random.Random(42))
+    return meeting_type, month
+
+
+# ---------------------------------------------------------------- phases
+
+
+def run_phase(name: str, spec: dict, node: WebNode, log_dir: Path) -> dict:
+    """One phase of the load generator, with the CPU time of the node's workers (and of the PostgreSQL
+    backends serving them) read at the edges of its measured window."""
+    with open(log_dir / f"loadgen-{name}.log", "wb") as errors:
+        generator = subprocess.Popen(
+            [PYTHON, str(ROOT / "bench" / "loadgen.py")],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+    generator.stdin.write(json.dumps(spec))
+    generator.stdin.close()
+
+    def expect(word: str) -> None:
+        line = generator.stdout.readline()
+        if not line.startswith(word):
+            generator.kill()
+            raise RuntimeError(f"load generator ({name}): expected {word!r}, got {line!r}; see {log_dir}")
+
+    workers = node.worker_pids()
+    expect("started")
+    backends = database_backends(node.env["DATABASE_URL"], node.env["PGAPPNAME"])
+    web_before, db_before = cpu_snapshot(workers), cpu_snapshot(backends)
+    expect("finished")
+    web_after = cpu_snapshot(workers)
+    db_after = cpu_snapshot(database_backends(node.env["DATABASE_URL"], node.env["PGAPPNAME"]))
+    result = json.loads(generator.stdout.readline())
+    generator.wait(timeout=30)
+    requests = result["requests"]
+    web_cpu, db_cpu = cpu_used(web_before, web_after), cpu_used(db_before, db_after)
+    result["cpu_ms_per_request"] = round(web_cpu * 1000 / requests, 2) if requests else None
+    result["db_cpu_ms_per_request"] = round(db_cpu * 1000 / requests, 2) if requests else None
+    result["web_cpu_share_of_cores"] = round(web_cpu / result["elapsed_s"] / (os.cpu_count() or 1), 2)
+    return result
+
+
+def email_delays(stack: Stack, bookings: list[dict]) -> dict:
+    """For each booking answered, seconds from its answer until both its emails (the client's "Confirmed"
+    and the host's "New booking") had reached the SMTP server; a booking whose emails never came counts
+    as infinitely late."""
+    from django.db import close_old_connections
+
+    from bookings.models import Booking
+
+    close_old_connections()
+    answered = {}
+    for item in bookings:
+        match = MANAGE_LINK.search(item["location"])
+        if match:
+            answered[match.group(1)] = item
+    rows = Booking.objects.filter(uid__in=list(answered)).prefetch_related("host_rows__member__user")
+    expected = []  # (answered_at, client email, host emails, keys)
+    for booking in rows:
+        hosts = {row.member.user.email for row in booking.host_rows.all()}
+        keys = {str(booking.uid), f"pk:{booking.pk}"}
+        expected.append((answered[str(booking.uid)]["answered_at"], booking.client_email, hosts, keys))
+
+    def delays() -> list[float]:
+        first_arrival: dict[tuple[str, str], float] = {}
+        for email in stack.sink.emails():
+            for key in email.booking_keys():
+                for recipient in email.recipients:
+                    first_arrival.setdefault((key, recipient), email.received_at)
+        found = []
+        for answered_at, client, hosts, keys in expected:
+            arrivals = []
+            for recipient in (client, *hosts):
+                times = [first_arrival[(key, recipient)] for key in keys if (key, recipient) in first_arrival]
+                arrivals.append(min(times) if times else float("inf"))
+            found.append(max(arrivals) - answered_at)
+        return found
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(
+            lambda: expected and all(d != float("inf") for d in delays()),
+            timeout=EMAIL_WAIT_SECONDS,
+            interval=1,
+            what="the emails",
+        )
+    found = sorted(delays())
+    arrived = [d for d in found if d != float("inf")]
+    return {
+        "bookings": len(found),
+        "missing": len(found) - len(arrived),
+        "p50_s": round(found[len(found) // 2], 2) if found and found[len(found) // 2] != float("inf") else None,
+        "p95_s": round(found[int(len(found) * 0.95)], 2) if arrived and len(arrived) == len(found) else None,
+        "max_s": round(max(arrived), 2) if arrived else None,
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+def verdict(value: float | None, target: float) -> str:
+    return "—" if value is None else ("met" if value <= target else "MISSED")
+
+
+def table(results: dict, emails: dict | None) -> str:
+    lines = [
+        "| phase | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | server CPU ms/request | "
+        "PostgreSQL CPU ms/request | target (CPU ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in PHASES:
+        result = results.get(name)
+        if result is None:
+            continue
+        target = TARGETS.get(name)
+        goal = f"≤ {target:g}: {verdict(result['cpu_ms_per_request'], target)}" if target else "—"
+        lines.append(
+            f"| {name} | {result['clients']} | {result['requests_per_s']} | {result['p50_ms']} | {result['p95_ms']} | "
+            f"{result['p99_ms']} | {result['errors']} | {result['cpu_ms_per_request']} | "
+            f"{result['db_cpu_ms_per_request']} | {goal} |"
+        )
+    if emails is not None:
+        lines.append("")
+        lines.append(
+            f"Booking answer → both emails at the SMTP server, {emails['bookings']} bookings: p50 {emails['p50_s']} s, "
+            f"p95 {emails['p95_s']} s, max {emails['max_s']} s, missing {emails['missing']} "
+            f"(target p50 ≤ {TARGETS['emails_p50_s']:g} s: {verdict(emails['p50_s'], TARGETS['emails_p50_s'])})"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "shared": "the load generator, PostgreSQL, Redis and the Celery worker run on the same cores",
+    }
+
+
+def main() -> int:
+    unknown = set(CHOSEN) - set(PHASES)
+    if unknown or not shutil.which("redis-server"):
+        print(f"unknown phases: {sorted(unknown)}" if unknown else "redis-server is not installed")
+        return 2
+    began = time.monotonic()
+    context = machine()
+    stack = Stack()
+    print(f"logs: {stack.log_dir}", flush=True)
+    results, emails = {}, None
+    try:
+        stack.prepare()
+        setup_django(stack)
+        meeting_type, month = seed(HOSTS, BOOKINGS)
+        context["machine_reference_ms"] = bench_helpers().machine_reference_ms()
+        web = stack.start_web("web")
+        worker = stack.start_worker()
+        print(f"seeded and started in {time.monotonic() - began:.0f} s", flush=True)
+        path = f"/{meeting_type.organization.slug}/{meeting_type.slug}"
+        slots_query = f"/slots.json?month={month:%Y-%m}&tz=Europe/Berlin"
+        later = f"{month.year + (month.month == 12)}-{month.month % 12 + 1:02d}"
+        common = {"duration": SECONDS, "warmup": WARMUP_SECONDS}
+        for name in CHOSEN:
+            node, clients = web, PAGE_CLIENTS
+            if name == "booking_page":
+                spec = {"kind": "get", "urls": [web.url + path + "/"]}
+            elif name == "slots_cached":
+                spec = {"kind": "get", "urls": [web.url + path + slots_query]}
+            elif name == "slots_cold":
+                node = stack.nodes.get("cold") or stack.start_web("cold", SLOTS_CACHE_SECONDS="0")
+                spec = {"kind": "get", "urls": [node.url + path + slots_query]}
+            else:
+                clients = BOOKING_CLIENTS
+                spec = {
+                    "kind": "book",
+                    "slots_urls": [
+                        f"{web.url}{path}/slots.json?month={month:%Y-%m}&tz=UTC",
+                        f"{web.url}{path}/slots.json?month={later}&tz=UTC",
+                    ],
+                    "book_url": web.url + path + "/book/",
+                }
+                worker_pids = [worker.popen.pid, *children_of(worker.popen.pid)]
+                worker_before = cpu_snapshot(worker_pids)
+            print(f"== {name}: {clients} clients, {SECONDS:g} s", flush=True)
+            result = run_phase(name, {**spec, **common, "clients": clients}, node, stack.log_dir)
+            result["clients"] = clients
+            if name == "slots_cold":
+                node.stop()
+            if spec["kind"] == "book":
+                emails = email_delays(stack, result["bookings"])
+                worker_cpu = cpu_used(worker_before, cpu_snapshot(worker_pids))
+                emails["worker_cpu_ms_per_booking"] = round(worker_cpu * 1000 / max(1, emails["bookings"]), 1)
+            result.pop("bookings")
+            results[name] = result
+            print(f"   {json.dumps(result)}", flush=True)
+    finally:
+        stack.stop()
+
+    report = table(results, emails)
+    print()
+    print(report)
+    keys = ("requests_per_s", "p50_ms", "p95_ms", "p99_ms", "errors", "cpu_ms_per_request")
+    written = {name: {key: result[key] for key in keys} for name, result in results.items()}
+    written["emails_p50_s"] = emails and emails["p50_s"]
+    written.update(
+        recorded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine=context,
+        web_workers=WEB_WORKERS,
+        celery_worker_processes=2,
+        clients={"pages": PAGE_CLIENTS, "bookings": BOOKING_CLIENTS},
+        duration_s=SECONDS,
+        warmup_s=WARMUP_SECONDS,
+        organization={"hosts": HOSTS, "bookings": BOOKINGS, "month": f"{month:%Y-%m}"},
+        targets={
+            "cpu_ms_per_request": {k: v for k, v in TARGETS.items() if k != "emails_p50_s"},
+            "emails_p50_s": TARGETS["emails_p50_s"],
+        },
+        details={name: {k: v for k, v in result.items() if k not in keys} for name, result in results.items()},
+        emails=emails,
+        run_seconds=round(time.monotonic() - began),
+    )
+    if set(results) == set(PHASES):
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(written, indent=2) + "\n")
+        print(f"\nWritten to {RESULTS.relative_to(ROOT)}")
+    else:
+        print("\n(not every phase ran: nothing written)")
+    return 0 if results else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
