@@ -146,6 +146,31 @@ class BookingHost(models.Model):
         return f"{self.member_id} {self.occupied_start:%Y-%m-%d %H:%M}"
 
 
+class BusyDay(models.Model):
+    """A member's busy time on one UTC day, as the booking pages read it: every active booking
+    (buffers included) and every calendar meeting that overlaps the day, their starts and their
+    ends as two columns of timestamptz_send values run together, in start order.
+
+    Kept by the database itself: triggers on the booking hosts' and the calendars' busy rows
+    (migration 0009, PostgreSQL only) work out again every day a statement touched, in the
+    statement's own transaction, so it is never behind the rows it sums up. A month page then
+    reads about 35 rows per host instead of every interval: at 100,000 bookings a month, the read
+    is a few milliseconds instead of tens. An interval longer than a day is on every day it
+    overlaps, so a read of several days can hold it more than once (which blocks nothing more).
+    """
+
+    member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    starts = models.BinaryField(default=b"")
+    ends = models.BinaryField(default=b"")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "day"], name="busy_day_once_per_member")]
+
+    def __str__(self) -> str:
+        return f"busy day {self.day} (member {self.member_id})"
+
+
 class BookingChange(models.TextChoices):
     """What happened to a booking: the event its follow-up (video meeting, emails) is about."""
 
