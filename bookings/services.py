@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from integrations import video
 from integrations.calendars import live
-from meetingtypes.models import MeetingType
+from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import TeamMember
 from tsp.formatting import normalize_locale
 from tsp.tasks import enqueue_after_commit
@@ -163,6 +163,31 @@ def _with_first_free_hosts(meeting_type: MeetingType, choices: list[list[int]], 
     raise SlotUnavailable
 
 
+def _first_free_hosts_in_transaction(
+    meeting_type: MeetingType, start: datetime, now: datetime, write, *, prefer=None, exclude_booking_id=None
+):
+    """`write(host set)` with the first host set, best first, that the database has free: for
+    bookings none of whose possible hosts has a calendar to ask, so no check needs to come before
+    the transaction. Called inside it, after its locks: its read of the hosts' availability is the
+    check (as `_ensure_free`'s is when calendars are asked first), and a host set a concurrent
+    booking takes meanwhile is refused by the exclusion constraint (`_HostsTaken`), its writes
+    undone by a savepoint, and the next set is tried."""
+    free = _free_hosts(meeting_type, start, now, exclude_booking_id=exclude_booking_id)
+    for member_ids in _host_choices(meeting_type, free, prefer):
+        try:
+            with transaction.atomic():
+                return write(member_ids)
+        except _HostsTaken:
+            logger.info("host(s) %s of meeting type %s were just taken, trying the next", member_ids, meeting_type.pk)
+    raise SlotUnavailable
+
+
+def _calendars_to_ask(meeting_type: MeetingType) -> bool:
+    """Whether any active host of the meeting type has a calendar the live check asks (one query)."""
+    hosts = MeetingTypeHost.objects.filter(meeting_type=meeting_type, member__is_active=True).values("member_id")
+    return live.any_calendar_to_ask(hosts)
+
+
 def book(
     *,
     meeting_type: MeetingType,
@@ -174,33 +199,41 @@ def book(
     client_locale: str = "",
     now: datetime | None = None,
 ) -> Booking:
-    """Book `start` with the first free host set: the hosts free in our database are read first,
-    their own calendars asked live (outside any transaction), then the booking is written in a
-    transaction that checks the database again."""
+    """Book `start` with the first free host set. When a possible host has a calendar to ask, the
+    hosts free in our database are read first, their own calendars asked live (outside any
+    transaction), then the booking is written in a transaction that checks the database again.
+    Otherwise the transaction's own read of the database chooses the hosts."""
     now = now or timezone.now()
     if not meeting_type.is_active:
         raise SlotUnavailable
     rules = selectors.slot_rules(meeting_type)
 
+    def write(member_ids: list[int]) -> Booking:
+        booking = Booking.objects.create(
+            organization_id=meeting_type.organization_id,
+            meeting_type=meeting_type,
+            start=start,
+            end=start + meeting_type.duration,
+            client_name=client_name,
+            client_email=client_email,
+            client_notes=client_notes,
+            client_time_zone=client_time_zone,
+            client_locale=normalize_locale(client_locale) or "",
+        )
+        _assign(booking, member_ids, rules)
+        after_booking_change(booking, BookingChange.CREATED)
+        return booking
+
     def commit(member_ids: list[int]) -> Booking:
         with transaction.atomic():
             _lock_hosts_for_daily_limit(meeting_type)
             _ensure_free(meeting_type, member_ids, start, now)
-            booking = Booking.objects.create(
-                organization_id=meeting_type.organization_id,
-                meeting_type=meeting_type,
-                start=start,
-                end=start + meeting_type.duration,
-                client_name=client_name,
-                client_email=client_email,
-                client_notes=client_notes,
-                client_time_zone=client_time_zone,
-                client_locale=normalize_locale(client_locale) or "",
-            )
-            _assign(booking, member_ids, rules)
-            after_booking_change(booking, BookingChange.CREATED)
-        return booking
+            return write(member_ids)
 
+    if not _calendars_to_ask(meeting_type):
+        with transaction.atomic():
+            _lock_hosts_for_daily_limit(meeting_type)
+            return _first_free_hosts_in_transaction(meeting_type, start, now, write)
     free = _free_hosts(meeting_type, start, now)
     return _with_first_free_hosts(meeting_type, _host_choices(meeting_type, free), start, commit)
 

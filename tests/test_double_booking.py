@@ -10,8 +10,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings import services
+from bookings import selectors, services
 from bookings.models import Booking, BookingHost
+from integrations.calendars import live
+from integrations.models import Calendar, Connection
 from meetingtypes.models import MeetingType, MeetingTypeHost
 
 from .booking_helpers import book_through_service
@@ -217,3 +219,78 @@ def test_a_booking_that_loses_a_deadlock_on_the_constraint_is_told_just_taken(me
     thread.join()
     assert not Booking.objects.exclude(pk=other.pk).exists()
     assert BookingHost.objects.filter(booking=other).count() == 2
+
+
+# ---------------------------------------------------------------- reading the hosts' availability
+
+
+@pytest.fixture
+def availability_reads(monkeypatch) -> list[bool]:
+    """Each read of the hosts' availability a booking makes: whether a transaction was open."""
+    reads: list[bool] = []
+    load = selectors.load_availability
+
+    def counted(*args, **kwargs):
+        reads.append(connection.in_atomic_block)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(selectors, "load_availability", counted)
+    return reads
+
+
+def _round_robin(first, second) -> MeetingType:
+    second.time_zone = first.time_zone  # the same hours, so the first slot is free for both
+    second.save()
+    return _meeting_type(first.organization, [first, second], assignment=MeetingType.Assignment.ROUND_ROBIN)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_no_calendar_to_ask_the_transaction_reads_the_hosts_once(member, other_member, availability_reads):
+    meeting_type = _round_robin(member, other_member)
+    start = datetime.fromisoformat(_first_slot(Client(), meeting_type))
+    availability_reads.clear()
+
+    booking = book_through_service(meeting_type, start)
+
+    assert availability_reads == [True]
+    assert list(booking.host_rows.values_list("member_id", flat=True)) == [member.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_a_calendar_to_ask_the_hosts_are_read_before_it_is_asked_and_again_inside_the_transaction(
+    member, other_member, availability_reads, monkeypatch
+):
+    meeting_type = _round_robin(member, other_member)
+    account = Connection.objects.create(member=member, provider="google", external_user_id="g-1", email="m@example.com")
+    Calendar.objects.create(
+        connection=account, member=member, external_id="primary", name="Work", is_primary=True, checks_busy=True
+    )
+    asked: list[int] = []
+    monkeypatch.setattr(live, "_ask", lambda calendars, *, start, end: asked.append(calendars[0].member_id) or [])
+    start = datetime.fromisoformat(_first_slot(Client(), meeting_type))
+    availability_reads.clear()
+
+    booking = book_through_service(meeting_type, start)
+
+    assert availability_reads == [False, True]
+    assert asked == [member.pk]
+    assert list(booking.host_rows.values_list("member_id", flat=True)) == [member.pk]
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_host_taken_after_the_transactions_read_is_passed_over_for_the_next(member, other_member, monkeypatch):
+    meeting_type = _round_robin(member, other_member)
+    start = datetime.fromisoformat(_first_slot(Client(), meeting_type))
+    # Another meeting type's booking takes the first host at that time, as if it had committed
+    # just after the read: the read still says both hosts are free.
+    elsewhere = _meeting_type(member.organization, [member], slug="elsewhere")
+    taken = _booking(elsewhere, start)
+    BookingHost.objects.create(booking=taken, member=member, occupied_start=start, occupied_end=taken.end)
+    monkeypatch.setattr(services, "_free_hosts", lambda *args, **kwargs: (member.pk, other_member.pk))
+
+    booking = book_through_service(meeting_type, start)
+
+    assert list(booking.host_rows.values_list("member_id", flat=True)) == [other_member.pk]
+    # The refused attempt left nothing: no booking without hosts.
+    assert sorted(Booking.objects.values_list("pk", flat=True)) == sorted([taken.pk, booking.pk])

@@ -54,7 +54,12 @@ def confirmed_free(choices: Iterable[list[int]], *, start: datetime, end: dateti
             cache.hosts_changed([busy])
 
 
-def _checked_calendars(member_ids: set[int]) -> dict[int, dict[int, list[Calendar]]]:
+def any_calendar_to_ask(member_ids) -> bool:
+    """Whether any of these members (ids, or a query of them) has a calendar `confirmed_free` would ask."""
+    return bool(_checked_calendars(member_ids))
+
+
+def _checked_calendars(member_ids) -> dict[int, dict[int, list[Calendar]]]:
     """{member id: {connection id: [the calendars that count as busy]}}: one query. Members with
     no such calendar are left out: they need no call."""
     per_member: dict[int, dict[int, list[Calendar]]] = defaultdict(lambda: defaultdict(list))
