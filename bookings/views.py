@@ -237,10 +237,10 @@ def slots_json(request, org_slug: str, slug: str):
 def book(request, org_slug: str, slug: str):
     meeting_type = _public_meeting_type(org_slug, slug, include_inactive=request.method == "POST")
     calendar_url = reverse("bookings:public_page", args=[org_slug, slug])
+    # The host names (a query) only go with a page: a booking made answers with a redirect.
     context = {
         "organization": meeting_type.organization,
         "meeting_type": meeting_type,
-        "host_names": _host_names(meeting_type),
         "embed": _is_embed(request),
         "calendar_url": calendar_url,
     }
@@ -259,7 +259,7 @@ def book(request, org_slug: str, slug: str):
         )
     else:
         if _rate_limited(request):
-            return _too_many(request, context)
+            return _too_many(request, {**context, "host_names": _host_names(meeting_type)})
         form = BookingForm(request.POST)
         if not meeting_type.is_active:
             form.add_error(None, _("This meeting type no longer takes bookings."))
@@ -290,6 +290,7 @@ def book(request, org_slug: str, slug: str):
     start = parse_start(start or "")
     end = start + meeting_type.duration if start else None
     context.update(form=form, start=start, end=end, zone=_zone_or_none(tz), time_zone_name=tz)
+    context["host_names"] = _host_names(meeting_type)
     return render(request, "bookings/public/book.html", context, status=400 if form.errors else 200)
 
 
