@@ -276,23 +276,18 @@ def available_start_instants(
     """`available_starts` as `Instant`s (epoch microseconds), ascending: no datetime is built.
 
     Hosts with the same candidate starts (same zone and hours, the usual case in a team) are
-    combined as flags over one shared array before any start is taken out of it.
+    worked out together, as one table of flags over their shared starts, and combined before
+    any start is taken out of it.
     """
     first, last = _start_bounds(rules, _instant(start, "start"), _instant(end, "end"), _instant(now, "now"))
     if first > last or not hosts:
         return []
     _check_unique_ids(hosts)
     calendar = _Calendar(rules, first, last)
-    groups: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    for host in hosts:
-        key, starts, free = _free_flags(rules, host, calendar)
-        if key not in groups:
-            groups[key] = (starts, free)
-        elif rules.collective:
-            groups[key][1][:] &= free
-        else:
-            groups[key][1][:] |= free
-    parts = [starts[free] for starts, free in groups.values()]
+    parts = []
+    for zone, starts, team in _teams(hosts, calendar):
+        free = _free_flags(rules, team, zone, starts, calendar)
+        parts.append(starts[free.all(axis=0) if rules.collective else free.any(axis=0)])
     if rules.collective:
         combined = parts[0]
         for part in parts[1:]:
@@ -512,21 +507,35 @@ def _free_starts_per_host(
     """(host_id, sorted free starts within [first, last]) for each host, by ascending host id."""
     _check_unique_ids(hosts)
     per_host = []
-    for host in hosts:
-        _key, starts, free = _free_flags(rules, host, calendar)
-        per_host.append((host.host_id, starts[free].tolist()))
+    for zone, starts, team in _teams(hosts, calendar):
+        free = _free_flags(rules, team, zone, starts, calendar)
+        per_host.extend((host.host_id, starts[flags].tolist()) for host, flags in zip(team, free, strict=True))
     return sorted(per_host)
 
 
-def _free_flags(rules: SlotRules, host: HostAvailability, calendar: _Calendar) -> tuple[tuple, np.ndarray, np.ndarray]:
-    """(key, starts, free): the host's candidate starts (an array shared by every host with the
-    same key, never to be changed) and a new array of flags, True where the host is free."""
-    zone = _zone(host.time_zone)
-    key, starts = calendar.candidates(host, zone)
-    free = _not_busy(starts, host, rules)
+def _teams(
+    hosts: Sequence[HostAvailability], calendar: _Calendar
+) -> list[tuple[ZoneInfo, np.ndarray, list[HostAvailability]]]:
+    """The hosts grouped by their candidate starts: (zone, the starts, the hosts having them)."""
+    teams: dict[tuple, tuple[ZoneInfo, np.ndarray, list[HostAvailability]]] = {}
+    for host in hosts:
+        zone = _zone(host.time_zone)
+        key, starts = calendar.candidates(host, zone)
+        teams.setdefault(key, (zone, starts, []))[2].append(host)
+    return list(teams.values())
+
+
+def _free_flags(
+    rules: SlotRules, team: list[HostAvailability], zone: ZoneInfo, starts: np.ndarray, calendar: _Calendar
+) -> np.ndarray:
+    """A table of flags, one row per host of `team` (who share `starts`), one column per start:
+    True where that host is free then."""
+    free = _not_busy(starts, team, rules)
     if rules.daily_limit is not None and len(starts):
-        _strike_full_days(free, starts, host, rules.daily_limit, calendar.midnights(zone))
-    return key, starts, free
+        midnights = calendar.midnights(zone)
+        for host, flags in zip(team, free, strict=True):
+            _strike_full_days(flags, starts, host, rules.daily_limit, midnights)
+    return free
 
 
 def _candidates(host: HostAvailability, zone: ZoneInfo, calendar: _Calendar) -> list[Instant]:
@@ -551,8 +560,9 @@ def _candidates(host: HostAvailability, zone: ZoneInfo, calendar: _Calendar) -> 
     return starts[bisect_left(starts, calendar.first) : bisect_right(starts, calendar.last)]
 
 
-def _not_busy(starts: np.ndarray, host: HostAvailability, rules: SlotRules) -> np.ndarray:
-    """Flags over `starts`: False where the start's occupied range overlaps busy time.
+def _not_busy(starts: np.ndarray, team: list[HostAvailability], rules: SlotRules) -> np.ndarray:
+    """Flags over `starts`, one row per host: False where the start's occupied range overlaps
+    that host's busy time.
 
     A booking at s occupies [s - before, s + duration + after); it overlaps busy [b0, b1)
     iff b0 - duration - after < s < b1 + before. Each busy interval therefore blocks one
@@ -560,18 +570,27 @@ def _not_busy(starts: np.ndarray, host: HostAvailability, rules: SlotRules) -> n
     past the upper bound): both ends found for every interval in one `searchsorted` each. Each
     run adds +1 at its first index and -1 past its last; the running sum is the number of
     intervals blocking each start. A zero-length interval overlaps nothing (half-open).
+
+    The whole team at once: every host's intervals in one pair of searches, each mark placed in
+    its host's row of one flat table (row × (n + 1) + index), so that the numpy calls are a
+    handful per team rather than per host.
     """
-    n = len(starts)
-    begins, ends = host.busy_starts, host.busy_ends
-    if not n or not len(begins):
-        return np.ones(n, dtype=bool)
+    n, width = len(starts), len(starts) + 1
+    counts = [len(host.busy_starts) for host in team]
+    if not n or not any(counts):
+        return np.ones((len(team), n), dtype=bool)
+    begins = np.concatenate([host.busy_starts for host in team])
+    ends = np.concatenate([host.busy_ends for host in team])
+    row_offsets = np.repeat(np.arange(len(team)) * width, counts)
     firsts = np.searchsorted(starts, begins - _micro(rules.duration + rules.buffer_after), side="right")
     lasts = np.searchsorted(starts, ends + _micro(rules.buffer_before), side="left")
     blocking = (firsts < lasts) & (begins < ends)
-    if not blocking.any():
-        return np.ones(n, dtype=bool)
-    marks = np.bincount(firsts[blocking], minlength=n + 1) - np.bincount(lasts[blocking], minlength=n + 1)
-    return np.cumsum(marks[:n]) == 0
+    row_offsets = row_offsets[blocking]
+    size = len(team) * width
+    marks = np.bincount(row_offsets + firsts[blocking], minlength=size) - np.bincount(
+        row_offsets + lasts[blocking], minlength=size
+    )
+    return np.cumsum(marks.reshape(len(team), width)[:, :n], axis=1) == 0
 
 
 def _strike_full_days(
