@@ -77,8 +77,8 @@ def _starts_around(
         rules_read, hosts = selectors.load_availability(
             meeting_type, start=start, end=end, exclude_booking_id=exclude_booking_id
         )
-        starts = availability.available_starts(rules_read, hosts, start=start, end=end, now=now)
-        stamps = [int(moment.timestamp()) for moment in starts]
+        instants = availability.available_start_instants(rules_read, hosts, start=start, end=end, now=now)
+        stamps = [instant // 1_000_000 for instant in instants]
         return stamps, _iso_starts(stamps)
 
     return cache.remember(meeting_type, rules, what, compute)
