@@ -148,8 +148,9 @@ class BookingHost(models.Model):
 
 class BusyDay(models.Model):
     """A member's busy time on one UTC day, as the booking pages read it: every active booking
-    (buffers included) and every calendar meeting that overlaps the day, their starts and their
-    ends as two columns of timestamptz_send values run together, in start order.
+    (buffers included) and every calendar meeting that overlaps the day, overlapping and touching
+    ones merged, their starts and their ends as two columns of timestamptz_send values run
+    together, in start order. (A merged span blocks exactly the starts its parts block.)
 
     Kept by the database itself: triggers on the booking hosts' and the calendars' busy rows
     (migration 0009, PostgreSQL only) work out again every day a statement touched, in the

@@ -36,14 +36,27 @@ def overlapping_days(start: datetime, end: datetime):
 
 
 def busy_days_from_the_rows() -> dict:
-    """{(member id, day): sorted [(start, end), …]}: the rows restated, day by day."""
+    """{(member id, day): [(start, end), …]}: the rows restated, day by day, merged."""
     spans = list(BookingHost.objects.filter(is_active=True).values_list("member_id", "occupied_start", "occupied_end"))
     spans += list(BusyInterval.objects.values_list("member_id", "start", "end"))
     days = defaultdict(list)
     for member_id, start, end in spans:
         for day in overlapping_days(start, end):
             days[(member_id, day)].append((start, end))
-    return {key: sorted(value) for key, value in days.items()}
+    return {key: merged(value) for key, value in days.items()}
+
+
+def merged(spans: list) -> list:
+    """Sorted, empty ones left out, overlapping or touching ones joined."""
+    result = []
+    for start, end in sorted(spans):
+        if end <= start:
+            continue
+        if result and start <= result[-1][1]:
+            result[-1] = (result[-1][0], max(result[-1][1], end))
+        else:
+            result.append((start, end))
+    return result
 
 
 def busy_days_stored() -> dict:
@@ -89,6 +102,10 @@ def test_the_day_sums_follow_every_kind_of_change_to_the_busy_rows(make_member, 
 
     # Written straight to the table, several at once, and changed with plain UPDATEs.
     make_booking(intro, [ana], at(TUESDAY, "23:45"))  # its buffer runs past midnight
+    # Back to back: 11:20-12:05 and 12:05-12:50 with their buffers, kept as one span.
+    make_booking(intro, [ana], at(TUESDAY, "11:30"))
+    make_booking(intro, [ana], at(TUESDAY, "12:15"))
+    assert (at(TUESDAY, "11:20"), at(TUESDAY, "12:50")) in busy_days_stored()[(ana.pk, TUESDAY)]
     afternoon = [make_booking(intro, [], at(TUESDAY, clock)) for clock in ("13:00", "14:00", "15:00")]
     BookingHost.objects.bulk_create(
         BookingHost(booking=booking, member=ben, occupied_start=booking.start, occupied_end=booking.end)

@@ -39,10 +39,13 @@ BEGIN
     USING (SELECT DISTINCT member_id, day FROM unnest(changed_members, changed_days) AS k(member_id, day)) AS k
     WHERE d.member_id = k.member_id AND d.day = k.day;
 
+    -- Overlapping and touching intervals merged (range_agg): a merged span blocks exactly the
+    -- starts its parts block, since a meeting has a length; back-to-back bookings and their
+    -- buffers become one span.
     INSERT INTO bookings_busyday (member_id, day, starts, ends)
     SELECT k.member_id, k.day,
-           string_agg(timestamptz_send(b.busy_start), '' ORDER BY b.busy_start, b.busy_end),
-           string_agg(timestamptz_send(b.busy_end), '' ORDER BY b.busy_start, b.busy_end)
+           string_agg(timestamptz_send(lower(m.span)), '' ORDER BY m.span),
+           string_agg(timestamptz_send(upper(m.span)), '' ORDER BY m.span)
     FROM (
         SELECT DISTINCT member_id, day,
                day::timestamp AT TIME ZONE 'UTC' AS day_start,
@@ -50,14 +53,17 @@ BEGIN
         FROM unnest(changed_members, changed_days) AS k(member_id, day)
     ) AS k
     CROSS JOIN LATERAL (
-        SELECT h.occupied_start, h.occupied_end FROM bookings_bookinghost AS h
-        WHERE h.member_id = k.member_id AND h.is_active
-          AND h.occupied_start >= k.day_start - interval '2 days'  -- no booking is longer (a check constraint)
-          AND h.occupied_start < k.day_end AND h.occupied_end > k.day_start
-        UNION ALL
-        SELECT i.start, i."end" FROM integrations_busyinterval AS i
-        WHERE i.member_id = k.member_id AND i.start < k.day_end AND i."end" > k.day_start
-    ) AS b (busy_start, busy_end)
+        SELECT unnest(range_agg(tstzrange(b.busy_start, b.busy_end, '[)'))) AS span
+        FROM (
+            SELECT h.occupied_start, h.occupied_end FROM bookings_bookinghost AS h
+            WHERE h.member_id = k.member_id AND h.is_active
+              AND h.occupied_start >= k.day_start - interval '2 days'  -- no booking is longer (a check constraint)
+              AND h.occupied_start < k.day_end AND h.occupied_end > k.day_start
+            UNION ALL
+            SELECT i.start, i."end" FROM integrations_busyinterval AS i
+            WHERE i.member_id = k.member_id AND i.start < k.day_end AND i."end" > k.day_start
+        ) AS b (busy_start, busy_end)
+    ) AS m
     GROUP BY k.member_id, k.day;
 END;
 $$;
