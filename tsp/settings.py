@@ -132,7 +132,7 @@ REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "tsp.redis_cache.RedisCache",  # Django's, sharing its Redis clients (tsp/redis_cache.py)
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", "tsp"),
             "TIMEOUT": 300,
