@@ -20,6 +20,9 @@ Phases:
         the booking form on the next time nobody has used yet, as the form sends it (name, email, notes and
         the hidden start and time_zone; the public form carries no CSRF token, it is exempt); a success is
         the redirect to the new booking's page (302, booked=1).
+
+With "interval": s, each client sends at most one request every s seconds (a steady rate, not as fast as
+the server answers).
 """
 
 import asyncio
@@ -105,13 +108,16 @@ class Phase:
 
     async def _client(self, session: aiohttp.ClientSession, deadline: float, position: int) -> None:
         urls = self.spec.get("urls") or []
+        interval = float(self.spec.get("interval", 0))
         n = position
-        while time.monotonic() < deadline:
+        while (began := time.monotonic()) < deadline:
             if self.spec["kind"] == "book":
                 await self._book(session)
             else:
                 await self._get(session, urls[n % len(urls)])
             n += 1
+            if interval:
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - began)))
 
     async def _run_for(self, session: aiohttp.ClientSession, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -23,13 +23,17 @@ Each phase reports requests/s, latency percentiles, errors and the server's CPU 
 the user + system CPU time of the gunicorn worker processes (from /proc/<pid>/stat) over the measured
 window, divided by the requests completed in it. That figure travels between machines; requests/s and
 latencies depend on the machine and on what else runs on it (the load generator shares its cores).
-emails_p50_s is the median, over the bookings, of the time from the booking's answer to the moment both
-its emails (to the client and to the host) reached the SMTP server.
+emails_p50_s is the median, over the booking phase's bookings, of the time from the booking's answer to the
+moment both its emails (to the client and to the host) reached the SMTP server. A last phase books at a
+steady rate with one client (booking_paced: 2 a second), for the same figures when the emails are not
+queued behind a load test's bookings. Each phase also says how busy the whole machine was
+(machine_busy_share, from /proc/stat: whatever else runs on it counts too).
 
 Prints a table and the targets, and writes bench/results/loadtest.json.
 
     .venv/bin/python bench/loadtest.py
     LOADTEST_SECONDS=5 LOADTEST_PHASES=booking_page,booking_post .venv/bin/python bench/loadtest.py
+    LOADTEST_PROFILE=1 .venv/bin/python bench/loadtest.py   # py-spy on the web workers: where their CPU goes
 """
 
 import contextlib
@@ -38,10 +42,12 @@ import os
 import platform
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,6 +79,11 @@ WEB_WORKERS = int(os.environ.get("LOADTEST_WEB_WORKERS", str(2 * (os.cpu_count()
 HOSTS = int(os.environ.get("LOADTEST_HOSTS", "50"))
 BOOKINGS = int(os.environ.get("LOADTEST_BOOKINGS", "10000"))
 EMAIL_WAIT_SECONDS = float(os.environ.get("LOADTEST_EMAIL_WAIT_SECONDS", "90"))
+# After the booking phase: one client booking at a steady rate (the emails not queued behind a load test's).
+PACED_INTERVAL = float(os.environ.get("LOADTEST_PACED_INTERVAL", "0.5"))
+PACED_SECONDS = float(os.environ.get("LOADTEST_PACED_SECONDS", "10"))
+PROFILE = os.environ.get("LOADTEST_PROFILE", "") == "1"
+PROFILE_TOP = int(os.environ.get("LOADTEST_PROFILE_TOP", "40"))
 PHASES = ["booking_page", "slots_cached", "slots_cold", "booking_post"]
 CHOSEN = [name for name in os.environ.get("LOADTEST_PHASES", ",".join(PHASES)).split(",") if name]
 SECRET_KEY = "loadtest-run-only-secret-key-not-for-production-" + "0" * 20
@@ -116,6 +127,14 @@ def cpu_snapshot(pids: list[int]) -> dict[int, float]:
 def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
     """Seconds of CPU between two snapshots; a process that appeared in between counts from its start."""
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of every core so far, from /proc/stat: how busy the whole machine was,
+    this run's processes and anything else on it."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
 
 
 def database_backends(database_url: str, application_name: str) -> list[int]:
@@ -312,10 +331,11 @@ def run_phase(name: str, spec: dict, node: WebNode, log_dir: Path) -> dict:
 
     workers = node.worker_pids()
     expect("started")
+    profiler = Profiler(name, node.process.popen.pid, log_dir) if PROFILE else None
     backends = database_backends(node.env["DATABASE_URL"], node.env["PGAPPNAME"])
-    web_before, db_before = cpu_snapshot(workers), cpu_snapshot(backends)
+    web_before, db_before, machine_before = cpu_snapshot(workers), cpu_snapshot(backends), machine_ticks()
     expect("finished")
-    web_after = cpu_snapshot(workers)
+    web_after, machine_after = cpu_snapshot(workers), machine_ticks()
     db_after = cpu_snapshot(database_backends(node.env["DATABASE_URL"], node.env["PGAPPNAME"]))
     result = json.loads(generator.stdout.readline())
     generator.wait(timeout=30)
@@ -324,7 +344,100 @@ def run_phase(name: str, spec: dict, node: WebNode, log_dir: Path) -> dict:
     result["cpu_ms_per_request"] = round(web_cpu * 1000 / requests, 2) if requests else None
     result["db_cpu_ms_per_request"] = round(db_cpu * 1000 / requests, 2) if requests else None
     result["web_cpu_share_of_cores"] = round(web_cpu / result["elapsed_s"] / (os.cpu_count() or 1), 2)
+    busy, total = (after - before for after, before in zip(machine_after, machine_before, strict=True))
+    result["machine_busy_share"] = round(busy / total, 2) if total else None
+    if profiler is not None:
+        result["profile"] = profiler.stop(result["cpu_ms_per_request"])
     return result
+
+
+# The view each phase's requests end in: the profile lists what runs below it.
+PHASE_VIEWS = {
+    "booking_page": "public_page (bookings/views.py)",
+    "slots_cached": "slots_json (bookings/views.py)",
+    "slots_cold": "slots_json (bookings/views.py)",
+    "booking_post": "book (bookings/views.py)",
+    "booking_paced": "book (bookings/views.py)",
+}
+DJANGO_ENTRY = "WSGIHandler.__call__ (django/core/handlers/wsgi.py)"
+
+
+class Profiler:
+    """py-spy sampling the node's workers through the measured window (LOADTEST_PROFILE=1), counting only
+    the moments a worker runs Python (holds the GIL: not while it waits for PostgreSQL or Redis, whose
+    clients release it), so that a function's share of the samples is its share of the workers' CPU time.
+    Each share times the phase's CPU ms per request gives ms per request: for the whole request in
+    Django, for the view, and for each function below the view (inclusive: with what it calls). Sampling
+    slows the workers: a profiled run's figures are not the ones to keep, and it writes no results."""
+
+    def __init__(self, name: str, master_pid: int, log_dir: Path):
+        self.view = PHASE_VIEWS[name]
+        self.output = log_dir / f"profile-{name}.txt"
+        spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
+        command = [spy, "record", "--pid", str(master_pid), "--subprocesses", "--gil", "--format", "raw"]
+        command += ["--rate", "200", "--nolineno", "--output", str(self.output)]
+        with open(log_dir / f"py-spy-{name}.log", "wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(0.5)  # attached before the window's requests are under way
+
+    def stop(self, cpu_ms_per_request: float | None, top: int = PROFILE_TOP) -> dict:
+        self.process.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
+        self.process.wait(timeout=60)
+        samples, in_django, in_view = 0, 0, 0
+        inclusive, own = Counter(), Counter()
+        for line in self.output.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frames = [frame for frame in stack.split(";") if not frame.startswith(("process ", "thread "))]
+            if not frames or not count.isdigit():
+                continue
+            n = int(count)
+            samples += n
+            in_django += n * (DJANGO_ENTRY in frames)
+            if self.view in frames:
+                in_view += n
+                below = frames[frames.index(self.view) + 1 :]
+                for frame in set(below):
+                    inclusive[frame] += n
+                own[frames[-1]] += n
+        ms = (cpu_ms_per_request or 0) / samples if samples else 0
+        return {
+            "samples": samples,
+            "worker_ms": round(samples * ms, 2),
+            "django_ms": round(in_django * ms, 2),
+            "view_ms": round(in_view * ms, 2),
+            "below_view": [
+                {"function": frame, "cumulative_ms": round(n * ms, 2), "own_ms": round(own[frame] * ms, 2)}
+                for frame, n in inclusive.most_common(top)
+            ],
+        }
+
+
+def run_phase_with_emails(name: str, spec: dict, node: WebNode, stack: Stack, worker: Process):
+    """run_phase, printed; for bookings, also the time to their emails and the Celery worker's CPU time
+    per booking (up to the last email)."""
+    worker_pids = [worker.popen.pid, *children_of(worker.popen.pid)]
+    worker_before = cpu_snapshot(worker_pids)
+    result = run_phase(name, spec, node, stack.log_dir)
+    result["clients"] = spec["clients"]
+    emails = None
+    if spec["kind"] == "book":
+        emails = email_delays(stack, result["bookings"])
+        worker_cpu = cpu_used(worker_before, cpu_snapshot(worker_pids))
+        emails["worker_cpu_ms_per_booking"] = round(worker_cpu * 1000 / max(1, emails["bookings"]), 1)
+    result.pop("bookings")
+    profile = result.pop("profile", None)
+    print(f"   {json.dumps(result)}", flush=True)
+    if emails:
+        print(f"   emails: {json.dumps(emails)}", flush=True)
+    if profile:
+        print(
+            f"   where the workers' CPU time goes ({name}, ms per request, {profile['samples']} py-spy samples): "
+            f"worker {profile['worker_ms']}, in Django {profile['django_ms']}, in the view {profile['view_ms']}"
+        )
+        print("   cumulative     own  function (below the view)")
+        for row in profile["below_view"]:
+            print(f"   {row['cumulative_ms']:10.2f} {row['own_ms']:7.2f}  {row['function']}")
+    return result, emails
 
 
 def email_delays(stack: Stack, bookings: list[dict]) -> dict:
@@ -388,7 +501,7 @@ def verdict(value: float | None, target: float) -> str:
     return "—" if value is None else ("met" if value <= target else "MISSED")
 
 
-def table(results: dict, emails: dict | None) -> str:
+def table(results: dict, emails: dict | None, paced: tuple[dict, dict] | None = None) -> str:
     lines = [
         "| phase | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | server CPU ms/request | "
         "PostgreSQL CPU ms/request | target (CPU ms) |",
@@ -411,6 +524,17 @@ def table(results: dict, emails: dict | None) -> str:
             f"Booking answer → both emails at the SMTP server, {emails['bookings']} bookings: p50 {emails['p50_s']} s, "
             f"p95 {emails['p95_s']} s, max {emails['max_s']} s, missing {emails['missing']} "
             f"(target p50 ≤ {TARGETS['emails_p50_s']:g} s: {verdict(emails['p50_s'], TARGETS['emails_p50_s'])})"
+        )
+        lines.append(
+            f"The Celery worker's CPU per booking (its two emails and the rest of what follows): "
+            f"{emails['worker_cpu_ms_per_booking']} ms"
+        )
+    if paced is not None:
+        result, paced_emails = paced
+        lines.append(
+            f"At a steady {result['requests_per_s']} bookings/s (one client): booking POST p50 {result['p50_ms']} ms, "
+            f"{result['cpu_ms_per_request']} ms server CPU; answer → both emails p50 {paced_emails['p50_s']} s, "
+            f"max {paced_emails['max_s']} s, missing {paced_emails['missing']}"
         )
     return "\n".join(lines)
 
@@ -440,7 +564,7 @@ def main() -> int:
     context = machine()
     stack = Stack()
     print(f"logs: {stack.log_dir}", flush=True)
-    results, emails = {}, None
+    results, emails, details_paced, emails_paced = {}, None, None, None
     try:
         stack.prepare()
         setup_django(stack)
@@ -454,42 +578,37 @@ def main() -> int:
         later = f"{month.year + (month.month == 12)}-{month.month % 12 + 1:02d}"
         common = {"duration": SECONDS, "warmup": WARMUP_SECONDS}
         for name in CHOSEN:
-            node, clients = web, PAGE_CLIENTS
+            node, clients, spec = web, PAGE_CLIENTS, {**common}
             if name == "booking_page":
-                spec = {"kind": "get", "urls": [web.url + path + "/"]}
+                spec.update(kind="get", urls=[web.url + path + "/"])
             elif name == "slots_cached":
-                spec = {"kind": "get", "urls": [web.url + path + slots_query]}
+                spec.update(kind="get", urls=[web.url + path + slots_query])
             elif name == "slots_cold":
                 node = stack.nodes.get("cold") or stack.start_web("cold", SLOTS_CACHE_SECONDS="0")
-                spec = {"kind": "get", "urls": [node.url + path + slots_query]}
+                spec.update(kind="get", urls=[node.url + path + slots_query])
             else:
                 clients = BOOKING_CLIENTS
-                spec = {
-                    "kind": "book",
-                    "slots_urls": [
-                        f"{web.url}{path}/slots.json?month={month:%Y-%m}&tz=UTC",
-                        f"{web.url}{path}/slots.json?month={later}&tz=UTC",
-                    ],
-                    "book_url": web.url + path + "/book/",
-                }
-                worker_pids = [worker.popen.pid, *children_of(worker.popen.pid)]
-                worker_before = cpu_snapshot(worker_pids)
+                spec.update(
+                    kind="book",
+                    slots_urls=[f"{web.url}{path}/slots.json?month={m}&tz=UTC" for m in (f"{month:%Y-%m}", later)],
+                    book_url=web.url + path + "/book/",
+                )
             print(f"== {name}: {clients} clients, {SECONDS:g} s", flush=True)
-            result = run_phase(name, {**spec, **common, "clients": clients}, node, stack.log_dir)
-            result["clients"] = clients
+            result, emails_of_phase = run_phase_with_emails(name, {**spec, "clients": clients}, node, stack, worker)
+            results[name] = result
             if name == "slots_cold":
                 node.stop()
-            if spec["kind"] == "book":
-                emails = email_delays(stack, result["bookings"])
-                worker_cpu = cpu_used(worker_before, cpu_snapshot(worker_pids))
-                emails["worker_cpu_ms_per_booking"] = round(worker_cpu * 1000 / max(1, emails["bookings"]), 1)
-            result.pop("bookings")
-            results[name] = result
-            print(f"   {json.dumps(result)}", flush=True)
+            if name == "booking_post":
+                emails = emails_of_phase
+                # The same path at a steady rate that the worker keeps up with: what a booking's emails take
+                # when they are not queued behind the bookings of a load test.
+                paced = {**spec, "clients": 1, "interval": PACED_INTERVAL, "duration": PACED_SECONDS, "warmup": 0}
+                print(f"== booking_paced: 1 client, a booking every {PACED_INTERVAL:g} s for {PACED_SECONDS:g} s")
+                details_paced, emails_paced = run_phase_with_emails("booking_paced", paced, web, stack, worker)
     finally:
         stack.stop()
 
-    report = table(results, emails)
+    report = table(results, emails, (details_paced, emails_paced) if details_paced else None)
     print()
     print(report)
     keys = ("requests_per_s", "p50_ms", "p95_ms", "p99_ms", "errors", "cpu_ms_per_request")
@@ -510,14 +629,15 @@ def main() -> int:
         },
         details={name: {k: v for k, v in result.items() if k not in keys} for name, result in results.items()},
         emails=emails,
+        booking_paced={"interval_s": PACED_INTERVAL, "phase": details_paced, "emails": emails_paced},
         run_seconds=round(time.monotonic() - began),
     )
-    if set(results) == set(PHASES):
+    if set(results) == set(PHASES) and not PROFILE:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(written, indent=2) + "\n")
         print(f"\nWritten to {RESULTS.relative_to(ROOT)}")
     else:
-        print("\n(not every phase ran: nothing written)")
+        print("\n(a profiled run, or not every phase ran: nothing written)")
     return 0 if results else 1
 
 
