@@ -55,18 +55,23 @@ def confirmed_free(choices: Iterable[list[int]], *, start: datetime, end: dateti
 
 
 def any_calendar_to_ask(member_ids) -> bool:
-    """Whether any of these members (ids, or a query of them) has a calendar `confirmed_free` would ask."""
-    return bool(_checked_calendars(member_ids))
+    """Whether any of these members (ids, or a query of them) has a calendar `confirmed_free` would
+    ask: one query, that loads none."""
+    return _calendars_to_ask(member_ids).exists()
 
 
-def _checked_calendars(member_ids) -> dict[int, dict[int, list[Calendar]]]:
+def _calendars_to_ask(member_ids):
+    """The calendars that count as busy, of accounts whose provider has calendars."""
+    with_calendars = [provider.key for provider in registry.all_providers() if provider.has_calendars]
+    return Calendar.objects.filter(member_id__in=member_ids, checks_busy=True, connection__provider__in=with_calendars)
+
+
+def _checked_calendars(member_ids: set[int]) -> dict[int, dict[int, list[Calendar]]]:
     """{member id: {connection id: [the calendars that count as busy]}}: one query. Members with
     no such calendar are left out: they need no call."""
     per_member: dict[int, dict[int, list[Calendar]]] = defaultdict(lambda: defaultdict(list))
-    calendars = Calendar.objects.filter(member_id__in=member_ids, checks_busy=True).select_related("connection")
-    for calendar in calendars.order_by("connection_id", "id"):
-        if registry.get(calendar.connection.provider).has_calendars:
-            per_member[calendar.member_id][calendar.connection_id].append(calendar)
+    for calendar in _calendars_to_ask(member_ids).select_related("connection").order_by("connection_id", "id"):
+        per_member[calendar.member_id][calendar.connection_id].append(calendar)
     return per_member
 
 
