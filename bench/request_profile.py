@@ -39,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -170,9 +171,11 @@ class Bench:
         self.slots_url = f"{reverse('bookings:slots', args=args)}?{query}"
         self.book_url = reverse("bookings:book", args=args)
         self.counted: list[str] | None = None  # SQL of the measured requests, while counting
+        self.profiler: cProfile.Profile | None = None  # profiles the measured requests, when set
+        self.aside = False  # True for a request on the way (the form before its POST): not measured
 
     def call(self, env: dict) -> Response:
-        if self.counted is None:
+        if self.aside:
             return call(self.handler, env)
         from django.db import connection
 
@@ -180,7 +183,12 @@ class Bench:
             self.counted.append(sql)
             return execute(sql, params, many, context)
 
-        with connection.execute_wrapper(note):
+        with ExitStack() as measuring:
+            if self.counted is not None:
+                measuring.enter_context(connection.execute_wrapper(note))
+            if self.profiler is not None:
+                self.profiler.enable()
+                measuring.callback(self.profiler.disable)
             return call(self.handler, env)
 
     def get(self, url: str, cookies=None) -> Response:
@@ -203,9 +211,11 @@ class Bench:
 
     def booking_post(self, start: str, n: int) -> float:
         """The form's GET (not measured: it is booking_form), then its POST."""
-        counted, self.counted = self.counted, None
-        cookies = self.booking_form(start).cookies()
-        self.counted = counted
+        self.aside = True
+        try:
+            cookies = self.booking_form(start).cookies()
+        finally:
+            self.aside = False
         fields = {"name": f"Client {n}", "email": f"client{n}@example.com", "notes": "", "start": start}
         body = urlencode({**fields, "time_zone": "Europe/Berlin"}).encode()
         response = expect(self.call(environ("POST", self.book_url, body=body, cookies=cookies)), 302, "booking POST")
@@ -270,12 +280,9 @@ def main() -> None:
         if kind == "slots_cached":
             bench.slots_cached()  # the month back in the cache; it stays there 30 s, longer than these runs
         # Timed by CPU time, as the requests are: waiting for PostgreSQL or Redis costs a worker nothing.
-        profiler = cProfile.Profile(time.process_time) if options.profile else None
-        if profiler:
-            profiler.enable()
+        profiler = bench.profiler = cProfile.Profile(time.process_time) if options.profile else None
         timings = bench.measure(kind, runs, starts)
-        if profiler:
-            profiler.disable()
+        bench.profiler = None
         median = statistics.median(timings)
         target = TARGETS_MS.get(kind)
         verdict = "" if target is None else f"  target {target} ms: {'met' if median <= target else 'MISSED'}"
