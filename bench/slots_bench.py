@@ -483,6 +483,9 @@ def main() -> None:
 
     external_busy = external_busy_case(month, rng) if EXTERNAL_BUSY else None
     race_result = race(50)
+    from cache_under_load import cache_under_load  # beside this script (run as bench/slots_bench.py)
+
+    under_load = cache_under_load()
 
     print()
     print(f"One month of slots ({month:%Y-%m}), round-robin, 30-min meetings every 15 min, buffers 5/5 min;")
@@ -515,6 +518,12 @@ def main() -> None:
         f"{race_result['taken']} told 'just taken', other outcomes: {race_result['other'] or 'none'}; "
         f"bookings in the database: {race_result['bookings_in_db']}"
     )
+    print(
+        f"Cache under load ({under_load['hosts']} hosts, {under_load['meeting_types']} meeting types, "
+        f"{under_load['bookings_per_s']} bookings/s, {under_load['pages_per_s']} month pages/s): hit ratio "
+        f"{under_load['hit_ratio']}; with the whole organization forgotten per booking it would be "
+        f"{under_load['organization_wide_hit_ratio']}"
+    )
 
     main_cell = table.get((50, 10_000))
     if main_cell is None:
@@ -544,6 +553,7 @@ def main() -> None:
             for b in BOOKING_COUNTS
         ],
         "race": race_result,
+        "cache_under_load": under_load,
         "targets": {
             "slots_month_median_ms": 50,
             "slots_month_queries": 6,
@@ -569,6 +579,8 @@ def main() -> None:
         met = median <= 50 and main_cell["queries"] <= 6
         print(f"50 hosts / 10,000 bookings, {label}: {median} ms, target 50 ms: {'met' if met else 'MISSED'}")
     print(f"Queries: {main_cell['queries']} (target 6). Race: {'as required' if race_ok else 'FAILED'}.")
+    hit_ratio = under_load["hit_ratio"]
+    print(f"Cache under load: hit ratio {hit_ratio}, target 0.90: {'met' if hit_ratio >= 0.90 else 'MISSED'}")
     for (hosts, bookings), target in PER_REFERENCE_TARGETS.items():
         cell = table.get((hosts, bookings))
         if cell:
