@@ -6,7 +6,8 @@ dropped and re-created) starts on loopback:
 - a redis-server of its own (page cache and rate limits in database 0, the Celery broker in database 1),
 - the app under gunicorn with the production settings (DEBUG=0, WhiteNoise, gunicorn.conf.py and its access
   log), LOADTEST_WEB_WORKERS sync workers (default 2 per core),
-- a real Celery worker (prefork, 2 processes) that sends the emails to an SMTP server run here (aiosmtpd),
+- a real Celery worker (prefork, 4 processes as in the Procfile) that sends the emails to an SMTP server run
+  here (aiosmtpd),
 - for the cold phase only, a second gunicorn alike on the same database and Redis whose page cache keeps
   nothing (SLOTS_CACHE_SECONDS=0), so that every request works its month out from the database,
 
@@ -76,6 +77,8 @@ WARMUP_SECONDS = float(os.environ.get("LOADTEST_WARMUP_SECONDS", "3"))
 PAGE_CLIENTS = int(os.environ.get("LOADTEST_PAGE_CLIENTS", "50"))
 BOOKING_CLIENTS = int(os.environ.get("LOADTEST_BOOKING_CLIENTS", "20"))
 WEB_WORKERS = int(os.environ.get("LOADTEST_WEB_WORKERS", str(2 * (os.cpu_count() or 1))))
+# The Procfile's default (CELERY_CONCURRENCY).
+CELERY_PROCESSES = int(os.environ.get("LOADTEST_CELERY_PROCESSES", "4"))
 HOSTS = int(os.environ.get("LOADTEST_HOSTS", "50"))
 BOOKINGS = int(os.environ.get("LOADTEST_BOOKINGS", "10000"))
 EMAIL_WAIT_SECONDS = float(os.environ.get("LOADTEST_EMAIL_WAIT_SECONDS", "90"))
@@ -256,9 +259,15 @@ class Stack:
         return node
 
     def start_worker(self) -> Process:
-        celery = [PYTHON, "-m", "celery", "-A", "tsp", "worker", "--loglevel", "INFO", "--concurrency", "2"]
+        celery = [PYTHON, "-m", "celery", "-A", "tsp", "worker", "--loglevel", "INFO"]
+        celery += ["--concurrency", str(CELERY_PROCESSES)]
         worker = Process("worker", celery, self.env("worker"), self.log_dir).start()
         self.processes.append(worker)
+
+        def pool_started() -> bool:  # its pool's processes, whose CPU time is counted, before any booking
+            return len(children_of(worker.popen.pid)) >= CELERY_PROCESSES
+
+        wait_until(pool_started, timeout=60, interval=0.2, what="the Celery worker's pool")
         return worker
 
     def stop(self) -> None:
@@ -618,7 +627,7 @@ def main() -> int:
         recorded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=context,
         web_workers=WEB_WORKERS,
-        celery_worker_processes=2,
+        celery_worker_processes=CELERY_PROCESSES,
         clients={"pages": PAGE_CLIENTS, "bookings": BOOKING_CLIENTS},
         duration_s=SECONDS,
         warmup_s=WARMUP_SECONDS,
