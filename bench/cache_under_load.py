@@ -174,13 +174,13 @@ def _counted_computations(tally: Tally, page_thread: threading.local):
 
     original = page_cache.remember
 
-    def remember(meeting_type, rules, what, compute):
+    def remember(meeting_type, rules, month, what, compute):
         def counted():
             if getattr(page_thread, "active", False):
                 tally.computations += 1
             return compute()
 
-        return original(meeting_type, rules, what, counted)
+        return original(meeting_type, rules, month, what, counted)
 
     page_cache.remember = remember
     try:
@@ -197,7 +197,7 @@ def _organization_wide_forgetting(meeting_types):
     original = page_cache.booking_changed
     all_ids = [meeting_type.pk for meeting_type in meeting_types]
 
-    def booking_changed(booking, *, previous_host_ids=()):
+    def booking_changed(booking, *, previous_host_ids=(), previous_start=None):
         for meeting_type_id in all_ids:
             page_cache.meeting_type_changed(meeting_type_id)
 

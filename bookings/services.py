@@ -60,7 +60,7 @@ def after_booking_change(
     """
     from .tasks import booking_changed
 
-    cache.booking_changed(booking, previous_host_ids=previous_host_ids)
+    cache.booking_changed(booking, previous_host_ids=previous_host_ids, previous_start=previous_start)
     followup.record_change(booking, change, previous_start=previous_start, previous_host_ids=previous_host_ids)
     enqueue_after_commit(booking_changed, booking.pk)
 

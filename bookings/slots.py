@@ -81,7 +81,7 @@ def _starts_around(
         stamps = [instant // 1_000_000 for instant in instants]
         return stamps, _iso_starts(stamps)
 
-    return cache.remember(meeting_type, rules, what, compute)
+    return cache.remember(meeting_type, rules, month, what, compute)
 
 
 # The JSON around and between the strings of one day's starts (none of which needs escaping: digits,

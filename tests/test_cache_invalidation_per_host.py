@@ -30,6 +30,8 @@ from .booking_helpers import TUESDAY, WEDNESDAY, at, book_through_service, get_s
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_now")]
 
 DECEMBER = "2026-12"
+JANUARY = "2027-01"
+FEBRUARY = "2027-02"
 TUESDAY_KEY = TUESDAY.isoformat()
 WEDNESDAY_KEY = WEDNESDAY.isoformat()
 WHOLE_DAY = [f"{hour:02d}:{minute:02d}" for hour in range(9, 17) for minute in (0, 30)]
@@ -77,10 +79,10 @@ def team_call(ana, cleo):
     )
 
 
-def load_december(client, meeting_type) -> tuple[dict, list[str]]:
+def load_december(client, meeting_type, month: str = DECEMBER) -> tuple[dict, list[str]]:
     """The page's times per day and the SQL it took."""
     with CaptureQueriesContext(connection) as queries:
-        response = get_slots(client, meeting_type, month=DECEMBER)
+        response = get_slots(client, meeting_type, month=month)
     assert response.status_code == 200, response.content
     days = {day: [slot["time"] for slot in times] for day, times in response.json()["days"].items()}
     return days, [query["sql"] for query in queries.captured_queries]
@@ -90,10 +92,10 @@ def december(client, meeting_type) -> dict:
     return load_december(client, meeting_type)[0]
 
 
-def served_from_the_cache(client, meeting_type) -> bool:
+def served_from_the_cache(client, meeting_type, month: str = DECEMBER) -> bool:
     """Whether the page came without working the month out: one query (finding the meeting type by
     its address), none of the tables availability is read from."""
-    _days, sql = load_december(client, meeting_type)
+    _days, sql = load_december(client, meeting_type, month)
     availability_tables = ("meetingtypes_meetingtypehost", "members_workinghours", "bookings_bookinghost")
     return len(sql) == 1 and not any(table in statement for statement in sql for table in availability_tables)
 
@@ -114,6 +116,31 @@ def test_a_booking_empties_the_pages_that_share_its_host_and_no_other(client, an
     assert "10:00" not in december(client, team_call)[TUESDAY_KEY]  # Ana is no longer free for it
     assert served_from_the_cache(client, bens_page)
     assert december(client, bens_page)[TUESDAY_KEY] == WHOLE_DAY
+
+
+def test_a_booking_this_week_leaves_next_month_s_page_cached(client, anas_page, team_call):
+    for month in (DECEMBER, JANUARY):
+        load_december(client, anas_page, month)
+        load_december(client, team_call, month)
+
+    book_through_service(anas_page, at(TUESDAY, "10:00"))
+
+    assert not served_from_the_cache(client, anas_page, DECEMBER)
+    assert not served_from_the_cache(client, team_call, DECEMBER)
+    assert served_from_the_cache(client, anas_page, JANUARY)
+    assert served_from_the_cache(client, team_call, JANUARY)
+
+
+def test_a_booking_moved_to_next_month_changes_both_months_pages(client, anas_page):
+    booking = book_through_service(anas_page, at(TUESDAY, "10:00"))
+    for month in (DECEMBER, JANUARY, FEBRUARY):
+        load_december(client, anas_page, month)
+
+    booking_services.reschedule(booking=booking, start=at(TUESDAY + timedelta(days=35), "10:00"))
+
+    assert "10:00" in december(client, anas_page)[TUESDAY_KEY]  # free again where it was
+    assert not served_from_the_cache(client, anas_page, JANUARY)  # taken where it went
+    assert served_from_the_cache(client, anas_page, FEBRUARY)
 
 
 def test_a_cancelled_booking_comes_back_on_the_pages_that_share_its_host_only(client, anas_page, bens_page, team_call):
@@ -255,10 +282,13 @@ def test_a_meeting_type_s_own_change_takes_no_query(busy_team, django_assert_max
 def test_a_booking_gives_new_versions_to_exactly_the_meeting_types_of_its_hosts(busy_team, monkeypatch):
     hosts, types = busy_team
     written: list[dict] = []
-    monkeypatch.setattr(page_cache, "_new_versions", lambda ids: written.append(sorted(ids)))
+    monkeypatch.setattr(page_cache, "_new_versions", lambda keys: written.append(sorted(keys)))
 
     booking = make_booking(types[0], [hosts[0]], at(TUESDAY, "10:00") + timedelta(days=1))
     page_cache.booking_changed(booking)
 
-    # Host 0 is on types 0, 9 and 8 (each type n has hosts n, n+1, n+2).
-    assert written == [sorted(meeting_type.pk for meeting_type in (types[0], types[8], types[9]))]
+    # Host 0 is on types 0, 9 and 8 (each type n has hosts n, n+1, n+2); the booking, on
+    # 9 December, can change their December pages only.
+    assert written == [
+        sorted(f"slots-version:{meeting_type.pk}:2026-12" for meeting_type in (types[0], types[8], types[9]))
+    ]
