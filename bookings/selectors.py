@@ -55,10 +55,16 @@ def load_availability(
     busy: dict[int, availability.BusyColumns] = {}
     booked_starts: dict[int, list] = defaultdict(list)
     if ids:
-        for member_id, weekday, from_, until in WorkingHours.objects.filter(member_id__in=ids).values_list(
+        # A team mostly shares a few sets of hours: one (validated, immutable) interval per distinct
+        # row rather than one per host and weekday.
+        intervals: dict[tuple, availability.WorkingInterval] = {}
+        for member_id, *row in WorkingHours.objects.filter(member_id__in=ids).values_list(
             "member_id", "weekday", "start", "end"
         ):
-            weekly[member_id].append(availability.WorkingInterval(weekday, from_, until))
+            key = tuple(row)
+            if key not in intervals:
+                intervals[key] = availability.WorkingInterval(*key)
+            weekly[member_id].append(intervals[key])
 
         first_day, last_day = (start - 2 * _MARGIN).date(), (end + 2 * _MARGIN).date()
         for member_id, day, from_, until in DateOverride.objects.filter(
