@@ -7,4 +7,6 @@ class BookingsConfig(AppConfig):
     verbose_name = _("Bookings")
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the deploy checks)
+        # Imported for what importing does: registering the deploy checks, connecting the receivers
+        # that forget what the public pages cached.
+        from . import checks, public_lookups  # noqa: F401

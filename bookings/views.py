@@ -24,7 +24,7 @@ from tsp.formatting import browser_locale
 from tsp.privacy import secret_url
 from tsp.ratelimit import client_ip, hit, seconds_left
 
-from . import calendar_links, followup, selectors, services, slots
+from . import calendar_links, followup, public_lookups, selectors, services, slots
 from .forms import MONTH_NOT_OFFERED, BookingForm, CancelForm, RescheduleForm, VideoLinkForm, parse_month, parse_start
 from .models import EmailDelivery
 
@@ -58,17 +58,16 @@ def _zone_or_none(name: str | None) -> ZoneInfo | None:
 
 
 def _public_meeting_type(org_slug: str, slug: str, *, include_inactive: bool = False) -> MeetingType:
-    meeting_type = (
-        MeetingType.objects.select_related("organization").filter(organization__slug=org_slug, slug=slug).first()
-    )
+    """The meeting type at a public address, from the shared cache. `include_inactive` is a booking
+    being made: it is decided on the meeting type the database holds, never on a cached copy."""
+    meeting_type = public_lookups.meeting_type_at(org_slug, slug, cached=not include_inactive)
     if meeting_type is None or not (meeting_type.is_active or include_inactive):
         raise Http404
     return meeting_type
 
 
 def _host_names(meeting_type: MeetingType) -> str:
-    names = meeting_type.host_links.filter(member__is_active=True).order_by("position", "id")
-    names = list(names.values_list("member__display_name", flat=True))
+    names = public_lookups.host_names(meeting_type)
     if meeting_type.assignment == MeetingType.Assignment.ONE_PERSON:
         names = names[:1]
     if meeting_type.assignment == MeetingType.Assignment.ROUND_ROBIN and len(names) > 1:
