@@ -6,15 +6,19 @@ starts them (gunicorn.conf.py), on the test database with committed data and on 
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings
 from django.db import connection
+from django.test import Client
 
 from bench.chaos import free_port
 from bench.loadtest import WebNode
 from meetingtypes.models import MeetingType
+from members.models import TeamMember
 
 from .booking_helpers import make_meeting_type, work_every_day
 
@@ -97,6 +101,40 @@ def test_a_booking_through_one_node_is_gone_at_once_from_the_month_page_the_othe
     assert start not in after
     assert set(before) - set(after) == {start}
     assert start not in _starts(node_a, meeting_type)
+
+
+def _signed_in(member) -> requests.Session:
+    """A browser signed in as the member on either node (its session row is written by the test)."""
+    client = Client()
+    client.force_login(member.user)
+    browser = requests.Session()
+    browser.cookies.set(settings.SESSION_COOKIE_NAME, client.cookies[settings.SESSION_COOKIE_NAME].value)
+    return browser
+
+
+def test_a_meeting_type_deactivated_through_one_node_is_gone_at_once_from_the_other(nodes, make_member):
+    """Each node keeps the meeting type at a booking address in the shared cache: a change made on
+    one node forgets it for both."""
+    node_a, node_b = nodes
+    admin = make_member(role=TeamMember.Role.ADMIN, name="Alice Admin")
+    meeting_type = make_meeting_type(admin.organization, [make_member(admin.organization, name="Hana Host")])
+    booking_page = f"{node_b.url}/{meeting_type.organization.slug}/{meeting_type.slug}/"
+    assert requests.get(booking_page, timeout=30).status_code == 200  # B finds the meeting type and caches it
+    assert requests.get(booking_page, timeout=30).status_code == 200
+
+    browser = _signed_in(admin)
+    listing = browser.get(f"{node_a.url}/app/meeting-types/", timeout=30)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', listing.text).group(1)
+    response = browser.post(
+        f"{node_a.url}/app/meeting-types/{meeting_type.pk}/toggle/",
+        data={"csrfmiddlewaretoken": token},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert response.status_code == 302, response.text[:500]
+
+    assert requests.get(booking_page, timeout=30).status_code == 404
+    assert requests.get(booking_page.replace(node_b.url, node_a.url), timeout=30).status_code == 404
 
 
 def test_the_per_ip_limits_hold_across_both_nodes(nodes, make_member):
