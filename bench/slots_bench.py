@@ -163,6 +163,10 @@ def add_bookings(meeting_type, members, count: int, month: date, taken: dict, rn
             BookingHost(booking=booking, member=member, occupied_start=booking.start, occupied_end=booking.end)
             for booking, member in zip(chunk, hosts[offset : offset + 5000], strict=True)
         )
+    # Written around the booking services: the hosts' last booking is worked out as they would keep it.
+    from bookings import last_booked
+
+    last_booked.refresh(meeting_type.host_links.all())
     # A live database has planner statistics and a visibility map (autovacuum keeps them);
     # a freshly bulk-loaded one has neither until autovacuum gets round to it.
     from django.db import connection

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.db import connections
-from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 
 from integrations.models import BusyInterval
 from meetingtypes.models import MeetingType, MeetingTypeHost
@@ -187,24 +187,20 @@ def _instants(data) -> np.ndarray:
 
 def least_recently_booked_first(meeting_type: MeetingType, candidate_ids: list[int]) -> list[int]:
     """Round-robin order: hosts never booked for this type first, then the longest since their last
-    booking; ties go to the admin's host order, then the lower id (deterministic)."""
-    last_booked = dict(
-        BookingHost.objects.filter(
-            member_id__in=candidate_ids, booking__meeting_type=meeting_type, booking__status=Booking.Status.CONFIRMED
-        )
-        .values_list("member_id")
-        .annotate(last=Max("booking__created_at"))
-    )
-    position = dict(
-        MeetingTypeHost.objects.filter(meeting_type=meeting_type, member_id__in=candidate_ids).values_list(
-            "member_id", "position"
-        )
-    )
+    booking that is still confirmed; ties go to the admin's host order, then the lower id
+    (deterministic). One query of one row per candidate, whatever the bookings' history: the last
+    booking is kept on the host link (bookings.last_booked)."""
+    links = {
+        member_id: (position, last_booked_at)
+        for member_id, position, last_booked_at in MeetingTypeHost.objects.filter(
+            meeting_type=meeting_type, member_id__in=candidate_ids
+        ).values_list("member_id", "position", "last_booked_at")
+    }
     never = datetime.min.replace(tzinfo=None)
 
     def key(member_id: int):
-        last = last_booked.get(member_id)
-        return (last is not None, last.replace(tzinfo=None) if last else never, position.get(member_id, 0), member_id)
+        position, last = links.get(member_id, (0, None))
+        return (last is not None, last.replace(tzinfo=None) if last else never, position, member_id)
 
     return sorted(candidate_ids, key=key)
 

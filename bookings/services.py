@@ -16,7 +16,7 @@ from members.models import TeamMember
 from tsp.formatting import normalize_locale
 from tsp.tasks import enqueue_after_commit
 
-from . import availability, cache, followup, selectors
+from . import availability, cache, followup, last_booked, selectors
 from .models import Booking, BookingChange, BookingHost
 
 logger = logging.getLogger(__name__)
@@ -221,6 +221,7 @@ def book(
             client_locale=normalize_locale(client_locale) or "",
         )
         _assign(booking, member_ids, rules)
+        last_booked.hosts_changed(booking, added=member_ids)
         after_booking_change(booking, BookingChange.CREATED)
         return booking
 
@@ -283,6 +284,9 @@ def reschedule(
             found.client_locale = normalize_locale(client_locale) or found.client_locale
             found.save(update_fields=["start", "end", "sequence", "client_locale", "updated_at"])
             _assign(found, member_ids, selectors.slot_rules(meeting_type))
+            last_booked.hosts_changed(
+                found, added=set(member_ids) - set(current), removed=set(current) - set(member_ids)
+            )
             after_booking_change(
                 found, BookingChange.RESCHEDULED, previous_start=previous_start, previous_host_ids=current
             )
@@ -306,6 +310,7 @@ def cancel(*, booking: Booking, reason: str = "", now: datetime | None = None) -
         booking.sequence += 1
         booking.save(update_fields=["status", "cancelled_at", "cancel_reason", "sequence", "updated_at"])
         BookingHost.objects.filter(booking=booking).update(is_active=False)
+        last_booked.hosts_changed(booking, removed=booking.host_rows.values_list("member_id", flat=True))
         after_booking_change(booking, BookingChange.CANCELLED)
     return booking
 

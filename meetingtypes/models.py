@@ -108,6 +108,10 @@ class MeetingTypeHost(models.Model):
     meeting_type = models.ForeignKey(MeetingType, on_delete=models.CASCADE, related_name="host_links")
     member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="host_links")
     position = models.PositiveSmallIntegerField(default=0)
+    # When this host's latest still-confirmed booking of this type was made (its created_at);
+    # empty when there is none. Round-robin reads it instead of every booking the type ever had.
+    # Derived from the bookings and kept in step by the booking services (bookings.last_booked).
+    last_booked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["position", "id"]

@@ -1,5 +1,6 @@
 from django.db import transaction
 
+from bookings import last_booked
 from bookings.cache import meeting_type_changed
 from members.models import TeamMember
 
@@ -18,6 +19,8 @@ def save_meeting_type(*, form, organization) -> MeetingType:
     kept = [link.member_id for link in links if link.member_id in chosen]
     added = [member.pk for member in form.cleaned_data["hosts"] if member.pk not in kept]
     _write_order(meeting_type, kept + added)
+    # A host taken off and put back keeps their place in the round-robin rotation.
+    last_booked.refresh(meeting_type.host_links.filter(member_id__in=added))
     meeting_type_changed(meeting_type.pk)
     return meeting_type
 

@@ -12,7 +12,7 @@ import time_machine
 from django.urls import reverse
 from django.utils.text import slugify
 
-from bookings import services
+from bookings import last_booked, services
 from bookings.models import Booking, BookingHost
 from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import WorkingHours
@@ -131,4 +131,6 @@ def make_booking(meeting_type, hosts, start: datetime, *, created_at: datetime |
     if created_at is not None:
         Booking.objects.filter(pk=booking.pk).update(created_at=created_at)
         booking.refresh_from_db()
+    # Written around the services, so the hosts' last booking is worked out as after a bulk load.
+    last_booked.refresh(MeetingTypeHost.objects.filter(meeting_type=meeting_type, member__in=hosts))
     return booking
