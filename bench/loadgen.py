@@ -53,6 +53,8 @@ class Phase:
         self.latencies_ms: list[float] = []
         self.errors: dict[str, int] = {}
         self.bookings: list[dict] = []
+        # Bookings answered during the warm-up: not timed, but their follow-up work is the worker's too.
+        self.warmup_bookings = 0
         self.measuring = False
         self._starts: list[str] = []
         self._next_client = 0
@@ -96,6 +98,8 @@ class Phase:
         if self.measuring:
             self.latencies_ms.append((time.perf_counter() - began) * 1000)
             self.bookings.append({"location": location, "client_email": email, "answered_at": answered})
+        else:
+            self.warmup_bookings += 1
 
     async def _read_free_times(self, session: aiohttp.ClientSession) -> None:
         for url in self.spec["slots_urls"]:
@@ -154,6 +158,7 @@ class Phase:
             "p99_ms": _rounded(percentile(latencies, 0.99)),
             "generator_cpu_ms_per_request": round(cpu_used * 1000 / len(latencies), 2) if latencies else None,
             "bookings": self.bookings,
+            "warmup_bookings": self.warmup_bookings,
         }
 
 

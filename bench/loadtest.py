@@ -25,7 +25,10 @@ the user + system CPU time of the gunicorn worker processes (from /proc/<pid>/st
 window, divided by the requests completed in it. That figure travels between machines; requests/s and
 latencies depend on the machine and on what else runs on it (the load generator shares its cores).
 emails_p50_s is the median, over the booking phase's bookings, of the time from the booking's answer to the
-moment both its emails (to the client and to the host) reached the SMTP server. A last phase books at a
+moment both its emails (to the client and to the host) reached the SMTP server, with the medians of the
+phase's first and second halves beside it: when they differ much, the worker fell behind the bookings and the
+figure depends on how long the phase lasted. The worker's CPU per booking counts the warm-up's bookings too
+(the worker followed them up within the same CPU time). A last phase books at a
 steady rate with one client (booking_paced: 2 a second), for the same figures when the emails are not
 queued behind a load test's bookings. Each phase also says how busy the whole machine was
 (machine_busy_share, from /proc/stat: whatever else runs on it counts too).
@@ -423,7 +426,8 @@ class Profiler:
 
 def run_phase_with_emails(name: str, spec: dict, node: WebNode, stack: Stack, worker: Process):
     """run_phase, printed; for bookings, also the time to their emails and the Celery worker's CPU time
-    per booking (up to the last email)."""
+    per booking (up to the last email), over every booking it followed up: the warm-up's too, whose emails
+    it sent within the same CPU time."""
     worker_pids = [worker.popen.pid, *children_of(worker.popen.pid)]
     worker_before = cpu_snapshot(worker_pids)
     result = run_phase(name, spec, node, stack.log_dir)
@@ -432,7 +436,8 @@ def run_phase_with_emails(name: str, spec: dict, node: WebNode, stack: Stack, wo
     if spec["kind"] == "book":
         emails = email_delays(stack, result["bookings"])
         worker_cpu = cpu_used(worker_before, cpu_snapshot(worker_pids))
-        emails["worker_cpu_ms_per_booking"] = round(worker_cpu * 1000 / max(1, emails["bookings"]), 1)
+        served = emails["bookings"] + result["warmup_bookings"]
+        emails["worker_cpu_ms_per_booking"] = round(worker_cpu * 1000 / max(1, served), 1)
     result.pop("bookings")
     profile = result.pop("profile", None)
     print(f"   {json.dumps(result)}", flush=True)
@@ -470,7 +475,8 @@ def email_delays(stack: Stack, bookings: list[dict]) -> dict:
         keys = {str(booking.uid), f"pk:{booking.pk}"}
         expected.append((answered[str(booking.uid)]["answered_at"], booking.client_email, hosts, keys))
 
-    def delays() -> list[float]:
+    def delays() -> list[tuple[float, float]]:
+        """(answered at, seconds to both emails) per booking."""
         first_arrival: dict[tuple[str, str], float] = {}
         for email in stack.sink.emails():
             for key in email.booking_keys():
@@ -482,25 +488,38 @@ def email_delays(stack: Stack, bookings: list[dict]) -> dict:
             for recipient in (client, *hosts):
                 times = [first_arrival[(key, recipient)] for key in keys if (key, recipient) in first_arrival]
                 arrivals.append(min(times) if times else float("inf"))
-            found.append(max(arrivals) - answered_at)
+            found.append((answered_at, max(arrivals) - answered_at))
         return found
 
     with contextlib.suppress(TimeoutError):
         wait_until(
-            lambda: expected and all(d != float("inf") for d in delays()),
+            lambda: expected and all(d != float("inf") for _, d in delays()),
             timeout=EMAIL_WAIT_SECONDS,
             interval=1,
             what="the emails",
         )
-    found = sorted(delays())
+    in_order = [d for _, d in sorted(delays())]
+    found = sorted(in_order)
     arrived = [d for d in found if d != float("inf")]
+    half = len(in_order) // 2
     return {
         "bookings": len(found),
         "missing": len(found) - len(arrived),
-        "p50_s": round(found[len(found) // 2], 2) if found and found[len(found) // 2] != float("inf") else None,
+        "p50_s": _median(found),
         "p95_s": round(found[int(len(found) * 0.95)], 2) if arrived and len(arrived) == len(found) else None,
         "max_s": round(max(arrived), 2) if arrived else None,
+        # A worker that keeps up gives both halves of the phase about the same figure; one that falls behind
+        # queues more with every booking, and then the phase's p50 grows with the phase's length.
+        "p50_s_first_half": _median(sorted(in_order[:half])),
+        "p50_s_second_half": _median(sorted(in_order[half:])),
     }
+
+
+def _median(sorted_delays: list[float]) -> float | None:
+    """The middle value (seconds, rounded), None when there is none or its emails never came."""
+    if not sorted_delays or sorted_delays[len(sorted_delays) // 2] == float("inf"):
+        return None
+    return round(sorted_delays[len(sorted_delays) // 2], 2)
 
 
 # ---------------------------------------------------------------- report
@@ -508,6 +527,16 @@ def email_delays(stack: Stack, bookings: list[dict]) -> dict:
 
 def verdict(value: float | None, target: float) -> str:
     return "—" if value is None else ("met" if value <= target else "MISSED")
+
+
+def worker_kept_up(emails: dict) -> str:
+    """Whether the worker kept up with the bookings, from the time to the emails in the phase's two halves."""
+    first, second = emails["p50_s_first_half"], emails["p50_s_second_half"]
+    if first is None or second is None:
+        return "emails missing"
+    if second <= 1.5 * first + 0.25:
+        return "the worker kept up"
+    return "the worker fell behind: its queue grew through the phase, so this p50 grows with the phase's length"
 
 
 def table(results: dict, emails: dict | None, paced: tuple[dict, dict] | None = None) -> str:
@@ -532,11 +561,13 @@ def table(results: dict, emails: dict | None, paced: tuple[dict, dict] | None = 
         lines.append(
             f"Booking answer → both emails at the SMTP server, {emails['bookings']} bookings: p50 {emails['p50_s']} s, "
             f"p95 {emails['p95_s']} s, max {emails['max_s']} s, missing {emails['missing']} "
-            f"(target p50 ≤ {TARGETS['emails_p50_s']:g} s: {verdict(emails['p50_s'], TARGETS['emails_p50_s'])})"
+            f"(target p50 ≤ {TARGETS['emails_p50_s']:g} s: {verdict(emails['p50_s'], TARGETS['emails_p50_s'])}); "
+            f"p50 of the phase's first half {emails['p50_s_first_half']} s, of its second half "
+            f"{emails['p50_s_second_half']} s: {worker_kept_up(emails)}"
         )
         lines.append(
-            f"The Celery worker's CPU per booking (its two emails and the rest of what follows): "
-            f"{emails['worker_cpu_ms_per_booking']} ms"
+            f"The Celery worker's CPU per booking (its two emails and the rest of what follows, warm-up's bookings "
+            f"counted): {emails['worker_cpu_ms_per_booking']} ms"
         )
     if paced is not None:
         result, paced_emails = paced
