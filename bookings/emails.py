@@ -8,6 +8,7 @@ confirmation is worse than a duplicate). Whatever goes wrong while sending ends 
 state: waiting for a retry (temporary), or failed (permanent), never a row left `sending`.
 """
 
+import contextlib
 import logging
 import re
 import smtplib
@@ -17,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
 from django.db import DatabaseError, connection
 from django.db.models import F, Q
 from django.template.loader import render_to_string
@@ -111,8 +112,8 @@ def _link_missing(booking: Booking) -> bool:
     return booking.meeting_type.is_video and not booking.is_cancelled and _video(booking) is None
 
 
-def invitation(booking: Booking, *, kind: str, recipient: Recipient) -> Invitation:
-    hosts = booking.hosts_in_order()
+def invitation(booking: Booking, *, kind: str, recipient: Recipient, hosts=None) -> Invitation:
+    hosts = booking.hosts_in_order() if hosts is None else hosts
     organizer = (
         Person(hosts[0].display_name, hosts[0].user.email)
         if hosts
@@ -156,11 +157,13 @@ def invitation(booking: Booking, *, kind: str, recipient: Recipient) -> Invitati
 
 
 def compose(booking: Booking, *, kind: str, recipient: Recipient, previous_start: datetime | None = None):
+    # Read once for the email and its invitation: with several hosts, their order is a query.
+    hosts = booking.hosts_in_order()
     context = {
         "booking": booking,
         "kind": kind,
         "recipient": recipient,
-        "hosts": booking.hosts_in_order(),
+        "hosts": hosts,
         "meeting": _video(booking),
         "link_missing": _link_missing(booking),
         "previous_start": previous_start,
@@ -179,7 +182,7 @@ def compose(booking: Booking, *, kind: str, recipient: Recipient, previous_start
     message.attach_alternative(html, "text/html")
     if kind != Kind.ACTION_NEEDED:
         method = "CANCEL" if kind == Kind.CANCELLATION else "REQUEST"
-        ics = to_ics(invitation(booking, kind=kind, recipient=recipient))
+        ics = to_ics(invitation(booking, kind=kind, recipient=recipient, hosts=hosts))
         # Django adds the charset parameter itself; naming it here too would repeat it.
         message.attach("invite.ics", ics, f"text/calendar; method={method}")
     return message
@@ -189,6 +192,76 @@ def one_line(text: str) -> str:
     """A header value: control characters (a newline in a client's name) become spaces, so the
     subject can never break the message's headers."""
     return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", text).split())
+
+
+# ---------------------------------------------------------------- the mail server connection
+
+
+class Mailer:
+    """One connection to the mail server for the emails of a run (a booking's client and hosts, or a
+    sweep's), instead of a connect, greeting, TLS and login (and a QUIT) for each email.
+
+    A connection used before is asked first whether it is still there (NOOP: the server may have closed
+    it while the worker did something else), and a new one is opened when it is not. After any failure
+    the connection is dropped, so a broken one never carries the next email. A server that refuses one
+    more message on a connection it already took one on (421 to MAIL: nothing was sent) gets the message
+    again on a new connection."""
+
+    def __init__(self):
+        self._backend = None
+
+    def __enter__(self) -> "Mailer":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def send(self, message: EmailMessage) -> None:
+        reused = self._backend is not None and self._still_open()
+        try:
+            self._connection().send_messages([message])
+        except smtplib.SMTPSenderRefused as error:
+            self.close()
+            if not (reused and error.smtp_code == 421):
+                raise
+            self._send_on_new_connection(message)
+        except BaseException:
+            self.close()
+            raise
+
+    def _send_on_new_connection(self, message: EmailMessage) -> None:
+        try:
+            self._connection().send_messages([message])
+        except BaseException:
+            self.close()
+            raise
+
+    def _connection(self):
+        if self._backend is None:
+            backend = get_connection()
+            # Opened here, not by send_messages, which would close a connection it opened itself.
+            backend.open()
+            self._backend = backend
+        return self._backend
+
+    def _still_open(self) -> bool:
+        smtp = getattr(self._backend, "connection", None)
+        if not isinstance(smtp, smtplib.SMTP):
+            return True  # not an SMTP connection (the outbox, the console, tests): nothing to go stale
+        try:
+            if smtp.noop()[0] == 250:
+                return True
+        except (smtplib.SMTPException, OSError):
+            pass
+        self.close()
+        return False
+
+    def close(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            # The emails sent on it are recorded already; a server that hangs up on QUIT changes nothing.
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                backend.close()
 
 
 # ---------------------------------------------------------------- sending once
@@ -251,11 +324,16 @@ def retry_delay(attempts: int, *, retry_after: float | None = None) -> timedelta
     )
 
 
-def send(row: EmailDelivery, booking: Booking, *, now: datetime) -> str:
-    """Send a claimed row's email and record how it went. Never raises for the email itself."""
+def send(row: EmailDelivery, booking: Booking, *, now: datetime, mailer: Mailer | None = None) -> str:
+    """Send a claimed row's email (on the mailer's connection, or one of its own) and record how it
+    went. Never raises for the email itself."""
     recipient = recipient_of(row, booking)
     try:
-        compose(booking, kind=row.kind, recipient=recipient, previous_start=row.previous_start).send()
+        message = compose(booking, kind=row.kind, recipient=recipient, previous_start=row.previous_start)
+        if mailer is None:
+            message.send()
+        else:
+            mailer.send(message)
     except Exception as error:  # noqa: BLE001  (every failure must end in a recorded state)
         return _failed(row, error, now=now)
     _record(row.pk, state=State.SENT, sent_at=timezone.now(), last_error="", next_attempt_at=None)

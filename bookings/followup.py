@@ -51,12 +51,18 @@ SWEEP_BATCH = 500
 
 
 def load(booking_id: int) -> Booking | None:
-    return (
-        Booking.objects.select_related("meeting_type", "organization", "video_meeting__host")
-        .prefetch_related(Prefetch("host_rows", queryset=BookingHost.objects.select_related("member__user")))
-        .filter(pk=booking_id)
-        .first()
-    )
+    """The booking with what its steps read, and whether it has calendar steps left (`has_calendar_steps`,
+    so that a booking without any, the usual case, costs no query for them)."""
+    calendar_steps = BookingCalendarEvent.objects.filter(booking=OuterRef("pk"), next_attempt_at__isnull=False)
+    try:
+        return (
+            Booking.objects.select_related("meeting_type", "organization", "video_meeting__host")
+            .prefetch_related(Prefetch("host_rows", queryset=BookingHost.objects.select_related("member__user")))
+            .annotate(has_calendar_steps=Exists(calendar_steps))
+            .get(pk=booking_id)
+        )
+    except Booking.DoesNotExist:
+        return None
 
 
 def _first_try_at(now: datetime) -> datetime:
@@ -194,6 +200,8 @@ class Round:
     REFUSALS_FOR_DOWN = 3
 
     def __init__(self):
+        # One mail server connection for the round's emails; closed by whoever made the round.
+        self.mailer = emails.Mailer()
         self.mail_down = False
         self.mail_works = False
         self.refusals = 0
@@ -220,7 +228,15 @@ def run(booking_id: int, *, now: datetime | None = None, first_run: bool = False
     """Run the booking's steps that are due: the video meeting first, then the emails, then the
     events in the hosts' calendars (which carry the link too, and matter less than the emails)."""
     now = now or timezone.now()
-    round = round or Round()
+    if round is not None:
+        _run(booking_id, now=now, first_run=first_run, round=round)
+        return
+    round = Round()
+    with round.mailer:  # a round of its own: its mail server connection ends with it
+        _run(booking_id, now=now, first_run=first_run, round=round)
+
+
+def _run(booking_id: int, *, now: datetime, first_run: bool, round: Round) -> None:
     booking = load(booking_id)
     if booking is None:
         return
@@ -237,24 +253,24 @@ def run(booking_id: int, *, now: datetime | None = None, first_run: bool = False
             _emails_stop_waiting(booking, now)
     if not round.mail_down:
         _run_emails(booking, now=now, first_run=first_run, round=round)
-    round.providers_down |= calendar_events.run(
-        booking, now=now, first_run=first_run, providers_down=round.providers_down
-    )
+    if booking.has_calendar_steps:
+        round.providers_down |= calendar_events.run(
+            booking, now=now, first_run=first_run, providers_down=round.providers_down
+        )
 
 
 def _run_emails(booking: Booking, *, now: datetime, first_run: bool, round: Round) -> None:
     meeting = booking.video_meeting_or_none
     link_coming = booking.meeting_type.is_video and meeting is not None and not meeting.is_settled
-    rows = list(
-        EmailDelivery.objects.filter(booking=booking, state__in=[State.PENDING, State.SENDING])
-        .select_related("member__user")
-        .order_by("id")
-    )
+    # Every email of the booking in one query (a booking has a few per change): the ones to send, and
+    # the newest sequence each recipient has.
+    every = list(EmailDelivery.objects.filter(booking=booking).select_related("member__user").order_by("id"))
+    rows = [row for row in every if row.state in (State.PENDING, State.SENDING)]
     if not rows:
         return
     newest = {}
-    for recipient, sequence in EmailDelivery.objects.filter(booking=booking).values_list("recipient", "sequence"):
-        newest[recipient] = max(sequence, newest.get(recipient, 0))
+    for row in every:
+        newest[row.recipient] = max(row.sequence, newest.get(row.recipient, 0))
     for row in rows:
         due = row.next_attempt_at is not None and row.next_attempt_at <= now
         fresh = first_run and row.state == State.PENDING and row.attempts == 0
@@ -266,7 +282,7 @@ def _run_emails(booking: Booking, *, now: datetime, first_run: bool, round: Roun
             continue
         if not _claim(row, booking, now):
             continue
-        outcome = emails.send(row, booking, now=now)
+        outcome = emails.send(row, booking, now=now, mailer=round.mailer)
         round.refusals = round.refusals + 1 if outcome == emails.Outcome.RETRY else 0
         if outcome == emails.Outcome.OUTAGE or round.refusals >= round.REFUSALS_FOR_DOWN:
             round.mail_down = True
@@ -313,14 +329,15 @@ def sweep(*, now: datetime | None = None) -> int:
     stop_at = time.monotonic() + settings.FOLLOW_UP_SWEEP_SECONDS
     round = Round()
     done = 0
-    for booking_id in due_bookings(now=now):
-        if time.monotonic() > stop_at:
-            break
-        try:
-            run(booking_id, now=now, round=round)
-        except Exception:  # one booking's trouble must not stop the others
-            logger.exception("booking %s: follow-up step failed; it stays due", booking_id)
-        done += 1
+    with round.mailer:
+        for booking_id in due_bookings(now=now):
+            if time.monotonic() > stop_at:
+                break
+            try:
+                run(booking_id, now=now, round=round)
+            except Exception:  # one booking's trouble must not stop the others
+                logger.exception("booking %s: follow-up step failed; it stays due", booking_id)
+            done += 1
     return done
 
 
