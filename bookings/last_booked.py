@@ -19,7 +19,7 @@ Anything that writes bookings around the services (a bulk load) calls `refresh` 
 
 from collections.abc import Iterable
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from meetingtypes.models import MeetingTypeHost
 
@@ -53,14 +53,24 @@ def hosts_changed(booking: Booking, *, added: Iterable[int] = (), removed: Itera
     ids, two disjoint sets). Called in the booking's transaction after its host rows are written,
     whose triggers lock the hosts' busy days: every change takes those locks before these.
 
-    The hosts' rows are locked first, in id order: two transactions changing several rows of the
-    same meeting type (collective bookings of the same hosts) then never wait for each other, and
-    what is read under the lock stays true until the commit, so a cancellation can't write the
-    previous booking it looked up over a newer one that committed meanwhile."""
+    One host given a booking (a round-robin or one-person booking) is one conditional UPDATE: a
+    booking only ever moves a host's value forward, and PostgreSQL checks the condition again
+    against a change that commits while the UPDATE waits for the row. (A booking's created_at
+    is taken before its transaction commits, so a later one can commit first.)
+
+    Otherwise the hosts' rows are locked first, in id order: two transactions changing several
+    rows of the same meeting type (collective bookings of the same hosts) then never wait for each
+    other, and what is read under the lock stays true until the commit, so a cancellation can't
+    write the previous booking it looked up over a newer one that committed meanwhile."""
     added, removed = set(added), set(removed)
     if not (added or removed):
         return
     concerned = MeetingTypeHost.objects.filter(meeting_type_id=booking.meeting_type_id, member_id__in=added | removed)
+    if len(added) == 1 and not removed:
+        concerned.filter(Q(last_booked_at__isnull=True) | Q(last_booked_at__lt=booking.created_at)).update(
+            last_booked_at=booking.created_at
+        )
+        return
     stored = dict(concerned.select_for_update().order_by("pk").values_list("member_id", "last_booked_at"))
     later = [member_id for member_id in added & stored.keys() if _earlier(stored[member_id], booking.created_at)]
     if later:

@@ -102,6 +102,21 @@ def test_cancelling_or_moving_away_a_hosts_latest_booking_gives_them_their_previ
     _assert_in_step_with_the_bookings(pool, ana_desk)
 
 
+@pytest.mark.parametrize("assignment", [ONE_PERSON, COLLECTIVE])
+def test_a_booking_made_before_the_hosts_latest_but_written_after_it_leaves_the_latest(hosts, frozen_now, assignment):
+    """A booking's created_at is taken before its transaction commits: a later booking can be
+    written first, and the earlier one must not move the host's last booking back."""
+    ana, ben, _cy, _dee = hosts
+    its_hosts = [ana] if assignment == ONE_PERSON else [ana, ben]
+    meeting_type = make_meeting_type(ana.organization, its_hosts, assignment=assignment)
+    later = make_booking(meeting_type, its_hosts, at(TUESDAY, "09:00"), created_at=NOW + timedelta(seconds=1))
+    booked = book_through_service(meeting_type, at(TUESDAY, "10:00"))
+
+    assert booked.created_at < later.created_at
+    assert set(meeting_type.host_links.values_list("last_booked_at", flat=True)) == {later.created_at}
+    _assert_in_step_with_the_bookings(meeting_type)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_through_any_bookings_cancellations_and_moves_the_order_is_the_bookings_order(hosts, seed):
     """Random bookings, cancellations and moves (to the same host, and to another when the
