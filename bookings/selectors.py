@@ -2,7 +2,8 @@
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 from django.db import connections
@@ -36,84 +37,159 @@ def slot_rules(meeting_type: MeetingType) -> availability.SlotRules:
 def load_availability(
     meeting_type: MeetingType, *, start: datetime, end: datetime, exclude_booking_id: int | None = None
 ) -> tuple[availability.SlotRules, list[availability.HostAvailability]]:
-    """Everything the engine needs for [start, end): four queries (five with a daily limit),
-    whatever the number of hosts and days.
+    """Everything the engine needs for [start, end), in a number of queries that does not grow with
+    hosts, days or bookings: on PostgreSQL one (two with a daily limit), each host's hours, date
+    overrides and busy time in one row, the busy time from the per-day sums the database keeps
+    (`BusyDay`, a few dozen rows per host for a month); four (five) when a booking is left out (a
+    client moving theirs: the busy rows themselves are read) and on SQLite."""
+    override_days = ((start - 2 * _MARGIN).date(), (end + 2 * _MARGIN).date())
+    busy_from, busy_until = start - _MARGIN, end + _MARGIN
+    if exclude_booking_id is None and connections[BusyDay.objects.db].vendor == "postgresql":
+        hosts = _hosts_in_one_query(meeting_type, override_days, busy_from, busy_until)
+    else:
+        hosts = _hosts_in_queries(meeting_type, override_days, busy_from, busy_until, exclude_booking_id)
 
-    On PostgreSQL the busy time comes from the per-day sums the database keeps (`BusyDay`), a
-    few dozen rows per host for a month, except when a booking is left out (a client moving
-    theirs): that reads the busy rows themselves, as SQLite always does."""
-    hosts = list(
+    booked_starts: dict[int, list] = defaultdict(list)
+    if meeting_type.daily_limit_per_host and hosts:
+        taken = _taken([host.member_id for host in hosts], busy_from, busy_until, exclude_booking_id)
+        for member_id, booking_start in taken.filter(booking__meeting_type=meeting_type).values_list(
+            "member_id", "booking__start"
+        ):
+            booked_starts[member_id].append(booking_start)
+
+    host_data = [
+        availability.HostAvailability(
+            host_id=host.member_id,
+            time_zone=host.time_zone,
+            weekly=tuple(host.weekly),
+            overrides=tuple(availability.DateOverride(day, tuple(spans)) for day, spans in host.overrides.items()),
+            busy=host.busy,
+            booked_starts=tuple(booked_starts[host.member_id]),
+        )
+        for host in hosts
+    ]
+    return slot_rules(meeting_type), host_data
+
+
+@dataclass
+class _HostRows:
+    """One host's rows as read: hours, overrides by date (an empty list is a day off), busy time."""
+
+    member_id: int
+    time_zone: str
+    weekly: list = field(default_factory=list)
+    overrides: dict = field(default_factory=lambda: defaultdict(list))
+    busy: availability.BusyColumns | tuple = ()
+
+
+def _hosts_in_one_query(meeting_type: MeetingType, override_days, busy_from, busy_until) -> list[_HostRows]:
+    """The meeting type's active hosts in the admin's order, each with everything about them in one
+    row: hours and overrides as JSON, busy time as the per-day sums joined (see `_instants`)."""
+    sql = f"""
+        SELECT h.member_id, m.time_zone,
+            (SELECT json_agg(json_build_array(w.weekday, w.start, w."end"))
+             FROM {WorkingHours._meta.db_table} AS w WHERE w.member_id = h.member_id),
+            (SELECT json_agg(json_build_array(o.date, o.start, o."end"))
+             FROM {DateOverride._meta.db_table} AS o WHERE o.member_id = h.member_id AND o.date BETWEEN %s AND %s),
+            busy.starts, busy.ends
+        FROM {MeetingTypeHost._meta.db_table} AS h
+        JOIN {TeamMember._meta.db_table} AS m ON m.id = h.member_id
+        LEFT JOIN LATERAL (
+            SELECT STRING_AGG(d.starts, '' ORDER BY d.day) AS starts, STRING_AGG(d.ends, '' ORDER BY d.day) AS ends
+            FROM {BusyDay._meta.db_table} AS d WHERE d.member_id = h.member_id AND d.day BETWEEN %s AND %s
+        ) AS busy ON TRUE
+        WHERE h.meeting_type_id = %s AND m.is_active
+        ORDER BY h.position, h.id
+        {"LIMIT 1" if meeting_type.assignment == MeetingType.Assignment.ONE_PERSON else ""}
+    """
+    first_busy_day = busy_from.astimezone(UTC).date()
+    last_busy_day = (busy_until - timedelta(microseconds=1)).astimezone(UTC).date()
+    with connections[BusyDay.objects.db].cursor() as cursor:
+        cursor.execute(sql, [*override_days, first_busy_day, last_busy_day, meeting_type.pk])
+        rows = cursor.fetchall()
+    clock = _Clock()
+    hosts = []
+    for member_id, time_zone, weekly, overrides, starts, ends in rows:
+        host = _HostRows(member_id, time_zone)
+        host.weekly = [clock.interval(*row) for row in weekly or ()]
+        for day, from_, until in overrides or ():
+            spans = host.overrides[date.fromisoformat(day)]
+            if from_ is not None:
+                spans.append((clock.time(from_), clock.time(until)))
+        if starts is not None:
+            host.busy = availability.BusyColumns(_instants(starts), _instants(ends))
+        hosts.append(host)
+    return hosts
+
+
+class _Clock:
+    """Wall-clock times and working intervals read from text, each distinct one made once: a team
+    mostly shares a few sets of hours."""
+
+    def __init__(self) -> None:
+        self._times: dict[str, time] = {}
+        self._intervals: dict[tuple, availability.WorkingInterval] = {}
+
+    def time(self, text: str) -> time:
+        if text not in self._times:
+            self._times[text] = time.fromisoformat(text)
+        return self._times[text]
+
+    def interval(self, weekday: int, start: str, end: str) -> availability.WorkingInterval:
+        key = (weekday, start, end)
+        if key not in self._intervals:
+            self._intervals[key] = availability.WorkingInterval(weekday, self.time(start), self.time(end))
+        return self._intervals[key]
+
+
+def _hosts_in_queries(
+    meeting_type: MeetingType, override_days, busy_from, busy_until, exclude_booking_id: int | None
+) -> list[_HostRows]:
+    """`_hosts_in_one_query` as four ORM queries, the busy time read from the rows themselves
+    (leaving out `exclude_booking_id`)."""
+    members = (
         MeetingTypeHost.objects.filter(meeting_type=meeting_type, member__is_active=True)
         .order_by("position", "id")
         .values_list("member_id", "member__time_zone")
     )
+    hosts = {member_id: _HostRows(member_id, time_zone) for member_id, time_zone in members}
     if meeting_type.assignment == MeetingType.Assignment.ONE_PERSON:
-        hosts = hosts[:1]
-    ids = [member_id for member_id, _tz in hosts]
-    weekly: dict[int, list] = defaultdict(list)
-    overrides: dict[int, dict] = defaultdict(lambda: defaultdict(list))
-    busy: dict[int, availability.BusyColumns] = {}
-    booked_starts: dict[int, list] = defaultdict(list)
-    if ids:
-        # A team mostly shares a few sets of hours: one (validated, immutable) interval per distinct
-        # row rather than one per host and weekday.
-        intervals: dict[tuple, availability.WorkingInterval] = {}
-        for member_id, *row in WorkingHours.objects.filter(member_id__in=ids).values_list(
-            "member_id", "weekday", "start", "end"
-        ):
-            key = tuple(row)
-            if key not in intervals:
-                intervals[key] = availability.WorkingInterval(*key)
-            weekly[member_id].append(intervals[key])
+        hosts = dict(list(hosts.items())[:1])
+    if not hosts:
+        return []
+    ids = list(hosts)
+    for member_id, weekday, from_, until in WorkingHours.objects.filter(member_id__in=ids).values_list(
+        "member_id", "weekday", "start", "end"
+    ):
+        hosts[member_id].weekly.append(availability.WorkingInterval(weekday, from_, until))
+    for member_id, day, from_, until in DateOverride.objects.filter(
+        member_id__in=ids, date__range=override_days
+    ).values_list("member_id", "date", "start", "end"):
+        spans = hosts[member_id].overrides[day]
+        if from_ is not None:
+            spans.append((from_, until))
+    # Their own calendars' meetings, as last synced. Unlike a booking's occupied range these
+    # carry no buffers: the engine holds each candidate's own buffers against them, so the
+    # slot plus its buffers never overlaps a meeting (a booking's buffers meet ours as today).
+    # Only calendars that count as busy have rows (unticking one deletes them), and our own
+    # bookings' events never get here: the sync leaves them out.
+    external = BusyInterval.objects.filter(member_id__in=ids, start__lt=busy_until, end__gt=busy_from)
+    taken = _taken(ids, busy_from, busy_until, exclude_booking_id)
+    for member_id, starts, ends in _busy_per_member(taken, external):
+        hosts[member_id].busy = availability.BusyColumns(starts, ends)
+    return list(hosts.values())
 
-        first_day, last_day = (start - 2 * _MARGIN).date(), (end + 2 * _MARGIN).date()
-        for member_id, day, from_, until in DateOverride.objects.filter(
-            member_id__in=ids, date__range=(first_day, last_day)
-        ).values_list("member_id", "date", "start", "end"):
-            day_intervals = overrides[member_id][day]
-            if from_ is not None:
-                day_intervals.append((from_, until))
 
-        taken = BookingHost.objects.filter(
-            member_id__in=ids,
-            is_active=True,
-            occupied_start__gte=start - _MARGIN - LONGEST_OCCUPIED,
-            occupied_start__lt=end + _MARGIN,
-            occupied_end__gt=start - _MARGIN,
-        )
-        if exclude_booking_id is not None:
-            taken = taken.exclude(booking_id=exclude_booking_id)
-        # Their own calendars' meetings, as last synced. Unlike a booking's occupied range these
-        # carry no buffers: the engine holds each candidate's own buffers against them, so the
-        # slot plus its buffers never overlaps a meeting (a booking's buffers meet ours as today).
-        # Only calendars that count as busy have rows (unticking one deletes them), and our own
-        # bookings' events never get here: the sync leaves them out.
-        external = BusyInterval.objects.filter(member_id__in=ids, start__lt=end + _MARGIN, end__gt=start - _MARGIN)
-        if exclude_booking_id is None and connections[BusyDay.objects.db].vendor == "postgresql":
-            per_member = _busy_days_per_member(ids, start - _MARGIN, end + _MARGIN)
-        else:
-            per_member = _busy_per_member(taken, external)
-        busy = {member_id: availability.BusyColumns(starts, ends) for member_id, starts, ends in per_member}
-        if meeting_type.daily_limit_per_host:
-            for member_id, booking_start in taken.filter(booking__meeting_type=meeting_type).values_list(
-                "member_id", "booking__start"
-            ):
-                booked_starts[member_id].append(booking_start)
-
-    host_data = [
-        availability.HostAvailability(
-            host_id=member_id,
-            time_zone=time_zone,
-            weekly=tuple(weekly[member_id]),
-            overrides=tuple(
-                availability.DateOverride(day, tuple(intervals)) for day, intervals in overrides[member_id].items()
-            ),
-            busy=busy.get(member_id, ()),
-            booked_starts=tuple(booked_starts[member_id]),
-        )
-        for member_id, time_zone in hosts
-    ]
-    return slot_rules(meeting_type), host_data
+def _taken(ids: list[int], busy_from: datetime, busy_until: datetime, exclude_booking_id: int | None):
+    """The hosts' active booking rows overlapping [busy_from, busy_until)."""
+    taken = BookingHost.objects.filter(
+        member_id__in=ids,
+        is_active=True,
+        occupied_start__gte=busy_from - LONGEST_OCCUPIED,
+        occupied_start__lt=busy_until,
+        occupied_end__gt=busy_from,
+    )
+    return taken.exclude(booking_id=exclude_booking_id) if exclude_booking_id is not None else taken
 
 
 def _busy_per_member(taken, external) -> list[tuple[int, Sequence, Sequence]]:
@@ -157,22 +233,6 @@ def _busy_per_member(taken, external) -> list[tuple[int, Sequence, Sequence]]:
         per_member[member_id][0].append(start)
         per_member[member_id][1].append(end)
     return [(member_id, starts, ends) for member_id, (starts, ends) in per_member.items()]
-
-
-def _busy_days_per_member(ids: list[int], start: datetime, end: datetime) -> list[tuple[int, Sequence, Sequence]]:
-    """(member id, starts, ends) of the busy time overlapping [start, end), one row per member,
-    from the per-day sums (`BusyDay`): each day's columns are already timestamptz_send values run
-    together, so the server only joins a few dozen of them per member, in day order (each host's
-    intervals come out sorted by start, save the few that span a midnight)."""
-    first_day = start.astimezone(UTC).date()
-    last_day = (end - timedelta(microseconds=1)).astimezone(UTC).date()
-    sql = (
-        "SELECT member_id, STRING_AGG(starts, '' ORDER BY day), STRING_AGG(ends, '' ORDER BY day)"
-        f" FROM {BusyDay._meta.db_table} WHERE member_id = ANY(%s) AND day BETWEEN %s AND %s GROUP BY member_id"
-    )
-    with connections[BusyDay.objects.db].cursor() as cursor:
-        cursor.execute(sql, [ids, first_day, last_day])
-        return [(member_id, _instants(starts), _instants(ends)) for member_id, starts, ends in cursor.fetchall()]
 
 
 # PostgreSQL counts timestamps in microseconds from 2000-01-01 UTC; the engine from 1970.

@@ -207,6 +207,8 @@ def test_the_month_page_takes_as_many_queries_with_calendars_as_without(
 ):
     meeting_type = make_meeting_type(host.organization, [host, second_host], daily_limit_per_host=8)
     make_booking(meeting_type, [host], at(TUESDAY, "15:00"))
+    get_slots(client, meeting_type, tz="Europe/Paris", month="2026-12")  # its address is found once and kept
+    services.cache.hosts_changed([host.pk, second_host.pk])
     without = _month_queries(client, meeting_type)
 
     for member in (host, second_host):
@@ -220,14 +222,25 @@ def test_the_month_page_takes_as_many_queries_with_calendars_as_without(
     assert "2026-12-08T09:00:00Z" not in str(response.json()["days"])
 
 
-def test_loading_availability_reads_bookings_and_calendars_in_one_query(host, second_host, django_assert_num_queries):
+@pytest.mark.parametrize(
+    ("leaving_out", "queries"),
+    [
+        pytest.param(None, 1, id="booking page: hosts with their hours, overrides and busy day sums in one row each"),
+        pytest.param(0, 4, id="moving a booking: hosts, hours, overrides, then the busy rows themselves"),
+    ],
+)
+def test_loading_availability_reads_bookings_and_calendars_together(
+    host, second_host, django_assert_num_queries, leaving_out, queries
+):
     meeting_type = make_meeting_type(host.organization, [host, second_host])
     make_booking(meeting_type, [host], at(TUESDAY, "15:00"))
     meeting_in(calendar_of(second_host), at(TUESDAY, "10:00"), at(TUESDAY, "11:00"))
     meeting_in(calendar_of(host, name="Team"), at(TUESDAY, "12:00"), at(TUESDAY, "12:30"))
 
-    with django_assert_num_queries(4):  # hosts, weekly hours, date overrides, busy time
-        _rules, hosts = selectors.load_availability(meeting_type, start=at(MONDAY, "00:00"), end=at(WEDNESDAY, "00:00"))
+    with django_assert_num_queries(queries):
+        _rules, hosts = selectors.load_availability(
+            meeting_type, start=at(MONDAY, "00:00"), end=at(WEDNESDAY, "00:00"), exclude_booking_id=leaving_out
+        )
     assert {host_data.host_id: busy_of(host_data) for host_data in hosts} == {
         host.pk: [(at(TUESDAY, "12:00"), at(TUESDAY, "12:30")), (at(TUESDAY, "15:00"), at(TUESDAY, "15:30"))],
         second_host.pk: [(at(TUESDAY, "10:00"), at(TUESDAY, "11:00"))],
