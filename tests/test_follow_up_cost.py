@@ -1,7 +1,9 @@
 """What a booking's follow-up costs the worker: its emails share one connection to the mail server
 (one connect, greeting, TLS and login, not one per email) and it reads the database a bounded number
-of times. Sharing the connection loses nothing: a connection the server closed is replaced before the
-next email, and a server that takes no more messages on it (421 to MAIL) gets the email on a new one.
+of times, on a database connection kept from one task to the next (Django's rules, not a new
+PostgreSQL connection per task). Sharing the mail connection loses nothing: a connection the server
+closed is replaced before the next email, and a server that takes no more messages on it (421 to
+MAIL) gets the email on a new one.
 
 The mail server here is a real SMTP server (aiosmtpd) on loopback; each message it receives is noted
 with the connection (the client's address and port) it came on.
@@ -9,15 +11,20 @@ with the connection (the client's address and port) it came on.
 
 import asyncio
 import socket
+import time
 from datetime import timedelta
 
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
+from celery.fixups.django import DjangoWorkerFixup
+from celery.signals import task_postrun, task_prerun
 from django.core import mail
+from django.db import connection
 
 from bookings import followup, services, tasks
 from bookings.models import Booking, EmailDelivery
+from tsp.celery import app
 
 from .booking_helpers import NOW, TUESDAY, at, make_meeting_type
 
@@ -169,3 +176,50 @@ def test_a_bookings_follow_up_reads_and_writes_the_database_a_bounded_number_of_
 
     assert sorted(message.to[0] for message in mail.outbox) == [CLIENT_EMAIL, HOST_EMAIL]
     assert states(booking) == ["sent", "sent"]
+
+
+# ---------------------------------------------------------------- the worker's database connection
+
+
+def between_two_tasks(task=tasks.booking_changed) -> None:
+    """What a worker does around its tasks: Celery's Django support, then our handler, at the end of
+    one task and the start of the next."""
+    fixup = DjangoWorkerFixup(app)
+    for signal, celerys_own in ((task_postrun, fixup.on_task_postrun), (task_prerun, fixup.on_task_prerun)):
+        celerys_own(sender=task)
+        signal.send(sender=task, task_id="a-task", task=task, args=(), kwargs={})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_keeps_its_database_connection_from_one_task_to_the_next():
+    connection.ensure_connection()
+    in_use = connection.connection
+
+    between_two_tasks()
+
+    assert connection.connection is in_use
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_older_than_its_maximum_age_is_closed_between_tasks():
+    connection.ensure_connection()
+    connection.close_at = time.monotonic() - 1  # DB_CONN_MAX_AGE has passed
+
+    between_two_tasks()
+
+    assert connection.connection is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_run_in_process_leaves_the_callers_connection_alone():
+    connection.ensure_connection()
+    in_use = connection.connection
+    connection.close_at = time.monotonic() - 1
+    task = tasks.booking_changed
+    task.push_request(is_eager=True)
+    try:
+        task_postrun.send(sender=task, task_id="a-task", task=task, args=(), kwargs={})
+    finally:
+        task.pop_request()
+
+    assert connection.connection is in_use

@@ -178,6 +178,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "celery")
+# Celery's Django support closes the database connections after every task unless they may be
+# reused this many times; tsp/celery.py applies Django's own rules (DB_CONN_MAX_AGE, health checks)
+# after each task instead, so this only bounds a connection's life in tasks as well.
+CELERY_DB_REUSE_MAX = 1000
 # Follow-up work (video meetings, emails) is one row per step; one sweep runs every step that is
 # due. Retries wait RETRY_BASE_SECONDS, doubling, at most one sweep interval: a step is done within
 # two sweeps of an outage ending. Budgets are in time (bookings/followup.py).
