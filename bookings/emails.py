@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.db import DatabaseError, connection
 from django.db.models import F, Q
 from django.template.loader import render_to_string
@@ -205,10 +206,11 @@ class Mailer:
     it while the worker did something else), and a new one is opened when it is not. After any failure
     the connection is dropped, so a broken one never carries the next email. A server that refuses one
     more message on a connection it already took one on (421 to MAIL: nothing was sent) gets the message
-    again on a new connection."""
+    again on a new connection. Other email backends (the outbox, a file, the console, tests) get one
+    backend per email, as before."""
 
     def __init__(self):
-        self._backend = None
+        self._smtp: SmtpBackend | None = None
 
     def __enter__(self) -> "Mailer":
         return self
@@ -217,9 +219,9 @@ class Mailer:
         self.close()
 
     def send(self, message: EmailMessage) -> None:
-        reused = self._backend is not None and self._still_open()
+        reused = self._smtp is not None and self._still_open()
         try:
-            self._connection().send_messages([message])
+            self._backend().send_messages([message])
         except smtplib.SMTPSenderRefused as error:
             self.close()
             if not (reused and error.smtp_code == 421):
@@ -231,25 +233,24 @@ class Mailer:
 
     def _send_on_new_connection(self, message: EmailMessage) -> None:
         try:
-            self._connection().send_messages([message])
+            self._backend().send_messages([message])
         except BaseException:
             self.close()
             raise
 
-    def _connection(self):
-        if self._backend is None:
-            backend = get_connection()
+    def _backend(self):
+        if self._smtp is not None:
+            return self._smtp
+        backend = get_connection()
+        if isinstance(backend, SmtpBackend):
             # Opened here, not by send_messages, which would close a connection it opened itself.
             backend.open()
-            self._backend = backend
-        return self._backend
+            self._smtp = backend
+        return backend
 
     def _still_open(self) -> bool:
-        smtp = getattr(self._backend, "connection", None)
-        if not isinstance(smtp, smtplib.SMTP):
-            return True  # not an SMTP connection (the outbox, the console, tests): nothing to go stale
         try:
-            if smtp.noop()[0] == 250:
+            if self._smtp.connection is not None and self._smtp.connection.noop()[0] == 250:
                 return True
         except (smtplib.SMTPException, OSError):
             pass
@@ -257,7 +258,7 @@ class Mailer:
         return False
 
     def close(self) -> None:
-        backend, self._backend = self._backend, None
+        backend, self._smtp = self._smtp, None
         if backend is not None:
             # The emails sent on it are recorded already; a server that hangs up on QUIT changes nothing.
             with contextlib.suppress(smtplib.SMTPException, OSError):
