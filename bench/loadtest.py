@@ -625,9 +625,12 @@ def table(results: dict, emails: dict | None, paced: tuple[dict, dict] | None = 
             f"{result['db_cpu_ms_per_request']} | {goal} |"
         )
     if emails is not None:
+        # The worker's load is the bookings' rate, which is what the web nodes reached on this machine.
+        rate = results["booking_post"]["requests_per_s"] if "booking_post" in results else None
         lines.append("")
         lines.append(
-            f"Booking answer → both emails at the SMTP server, {emails['bookings']} bookings: p50 {emails['p50_s']} s, "
+            f"Booking answer → both emails at the SMTP server, {emails['bookings']} bookings at {rate}/s: "
+            f"p50 {emails['p50_s']} s, "
             f"p95 {emails['p95_s']} s, max {emails['max_s']} s, missing {emails['missing']} "
             f"(target p50 ≤ {TARGETS['emails_p50_s']:g} s: {verdict(emails['p50_s'], TARGETS['emails_p50_s'])}); "
             f"p50 of the phase's first half {emails['p50_s_first_half']} s, of its second half "
