@@ -24,15 +24,17 @@ Each phase reports requests/s, latency percentiles, errors and the server's CPU 
 the user + system CPU time of the gunicorn worker processes (from /proc/<pid>/stat) over the measured
 window, divided by the requests completed in it. That figure travels between machines; requests/s and
 latencies depend on the machine and on what else runs on it (the load generator shares its cores).
-emails_p50_s is the median, over the booking phase's bookings, of the time from the booking's answer to the
-moment both its emails (to the client and to the host) reached the SMTP server, with the medians of the
-phase's first and second halves beside it: when they differ much, the worker fell behind the bookings and the
-figure depends on how long the phase lasted. The SMTP server notes when each message arrives and reads
+emails_p50_s is the median time from a booking's answer to the moment both its emails (to the client and to
+the host) reached the SMTP server, with bookings coming at a steady 20 a second (booking_paced: 4 clients, one
+booking every 0.2 s each; 72,000 bookings an hour, more than the booking phase reached before this load test
+existed): a rate the worker keeps up with, so the figure is the emails' own delay. The booking phase's
+bookings come as fast as 20 clients can make them, faster than the worker on the same two cores follows them
+up, so their delay (emails_p50_s_saturated, with the medians of the phase's first and second halves beside
+it) is a queue that grows through the phase: it depends on how long the phase lasted, and says how far the
+worker's throughput is from the web nodes'. The SMTP server notes when each message arrives and reads
 them only once all have come, so that reading them takes no CPU from the worker it is timing. The worker's
 CPU per booking (and that of the PostgreSQL backends serving it) counts the warm-up's bookings too: the
-worker followed them up within the same CPU time. A last phase books at a steady rate with one client
-(booking_paced: 2 a second), for the same figures when the emails are not queued behind a load test's
-bookings. Each phase also says how busy the whole machine was
+worker followed them up within the same CPU time. Each phase also says how busy the whole machine was
 (machine_busy_share, from /proc/stat: whatever else runs on it counts too).
 
 Prints a table and the targets, and writes bench/results/loadtest.json.
@@ -91,8 +93,9 @@ HOSTS = int(os.environ.get("LOADTEST_HOSTS", "50"))
 BOOKINGS = int(os.environ.get("LOADTEST_BOOKINGS", "10000"))
 EMAIL_WAIT_SECONDS = float(os.environ.get("LOADTEST_EMAIL_WAIT_SECONDS", "90"))
 # After the booking phase: one client booking at a steady rate (the emails not queued behind a load test's).
-PACED_INTERVAL = float(os.environ.get("LOADTEST_PACED_INTERVAL", "0.5"))
-PACED_SECONDS = float(os.environ.get("LOADTEST_PACED_SECONDS", "10"))
+PACED_CLIENTS = int(os.environ.get("LOADTEST_PACED_CLIENTS", "4"))
+PACED_INTERVAL = float(os.environ.get("LOADTEST_PACED_INTERVAL", "0.2"))  # per client: 20 bookings/s in all
+PACED_SECONDS = float(os.environ.get("LOADTEST_PACED_SECONDS", "15"))
 PROFILE = os.environ.get("LOADTEST_PROFILE", "") == "1"
 PROFILE_TOP = int(os.environ.get("LOADTEST_PROFILE_TOP", "40"))
 PHASES = ["booking_page", "slots_cached", "slots_cold", "booking_post"]
@@ -629,12 +632,11 @@ def table(results: dict, emails: dict | None, paced: tuple[dict, dict] | None = 
         rate = results["booking_post"]["requests_per_s"] if "booking_post" in results else None
         lines.append("")
         lines.append(
-            f"Booking answer → both emails at the SMTP server, {emails['bookings']} bookings at {rate}/s: "
-            f"p50 {emails['p50_s']} s, "
-            f"p95 {emails['p95_s']} s, max {emails['max_s']} s, missing {emails['missing']} "
-            f"(target p50 ≤ {TARGETS['emails_p50_s']:g} s: {verdict(emails['p50_s'], TARGETS['emails_p50_s'])}); "
-            f"p50 of the phase's first half {emails['p50_s_first_half']} s, of its second half "
-            f"{emails['p50_s_second_half']} s: {worker_kept_up(emails)}"
+            f"Saturated: booking answer → both emails at the SMTP server, {emails['bookings']} bookings at {rate}/s "
+            f"(as fast as the clients could book): p50 {emails['p50_s']} s, p95 {emails['p95_s']} s, "
+            f"max {emails['max_s']} s, missing {emails['missing']}; p50 of the phase's first half "
+            f"{emails['p50_s_first_half']} s, of its second half {emails['p50_s_second_half']} s: "
+            f"{worker_kept_up(emails)}"
         )
         lines.append(
             f"The Celery worker's CPU per booking (its two emails and the rest of what follows, warm-up's bookings "
@@ -643,10 +645,13 @@ def table(results: dict, emails: dict | None, paced: tuple[dict, dict] | None = 
         )
     if paced is not None:
         result, paced_emails = paced
+        goal = TARGETS["emails_p50_s"]
         lines.append(
-            f"At a steady {result['requests_per_s']} bookings/s (one client): booking POST p50 {result['p50_ms']} ms, "
-            f"{result['cpu_ms_per_request']} ms server CPU; answer → both emails p50 {paced_emails['p50_s']} s, "
-            f"max {paced_emails['max_s']} s, missing {paced_emails['missing']}"
+            f"At a steady {result['requests_per_s']} bookings/s ({result['clients']} clients): booking POST p50 "
+            f"{result['p50_ms']} ms, {result['cpu_ms_per_request']} ms server CPU; answer → both emails p50 "
+            f"{paced_emails['p50_s']} s, p95 {paced_emails['p95_s']} s, max {paced_emails['max_s']} s, missing "
+            f"{paced_emails['missing']} (emails_p50_s, target ≤ {goal:g} s: {verdict(paced_emails['p50_s'], goal)}); "
+            f"{worker_kept_up(paced_emails)}"
         )
     return "\n".join(lines)
 
@@ -714,8 +719,17 @@ def main() -> int:
                 emails = emails_of_phase
                 # The same path at a steady rate that the worker keeps up with: what a booking's emails take
                 # when they are not queued behind the bookings of a load test.
-                paced = {**spec, "clients": 1, "interval": PACED_INTERVAL, "duration": PACED_SECONDS, "warmup": 0}
-                print(f"== booking_paced: 1 client, a booking every {PACED_INTERVAL:g} s for {PACED_SECONDS:g} s")
+                paced = {
+                    **spec,
+                    "clients": PACED_CLIENTS,
+                    "interval": PACED_INTERVAL,
+                    "duration": PACED_SECONDS,
+                    "warmup": 0,
+                }
+                print(
+                    f"== booking_paced: {PACED_CLIENTS} clients, a booking every {PACED_INTERVAL:g} s each, "
+                    f"for {PACED_SECONDS:g} s"
+                )
                 details_paced, emails_paced = run_phase_with_emails("booking_paced", paced, web, stack, worker)
     finally:
         stack.stop()
@@ -725,7 +739,8 @@ def main() -> int:
     print(report)
     keys = ("requests_per_s", "p50_ms", "p95_ms", "p99_ms", "errors", "cpu_ms_per_request")
     written = {name: {key: result[key] for key in keys} for name, result in results.items()}
-    written["emails_p50_s"] = emails and emails["p50_s"]
+    written["emails_p50_s"] = emails_paced and emails_paced["p50_s"]
+    written["emails_p50_s_saturated"] = emails and emails["p50_s"]
     written.update(
         recorded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=context,
@@ -741,7 +756,12 @@ def main() -> int:
         },
         details={name: {k: v for k, v in result.items() if k not in keys} for name, result in results.items()},
         emails=emails,
-        booking_paced={"interval_s": PACED_INTERVAL, "phase": details_paced, "emails": emails_paced},
+        booking_paced={
+            "clients": PACED_CLIENTS,
+            "interval_s": PACED_INTERVAL,
+            "phase": details_paced,
+            "emails": emails_paced,
+        },
         run_seconds=round(time.monotonic() - began),
     )
     if set(results) == set(PHASES) and not PROFILE:
