@@ -194,14 +194,13 @@ def _taken(ids: list[int], busy_from: datetime, busy_until: datetime, exclude_bo
 
 def _busy_per_member(taken, external) -> list[tuple[int, Sequence, Sequence]]:
     """(member id, starts, ends) of the busy intervals, bookings' and calendars' alike, one row
-    per member, in one query (UNION ALL of the two sources): the month page's number of queries
-    is the same with or without calendars.
+    per member, in one query (UNION ALL of the two sources), read from the rows themselves: for a
+    client moving a booking (which leaves it out, so the day sums won't do) and on SQLite.
 
-    The biggest read of a slots request: every booking and calendar event of every host, tens of
-    thousands for a big team's month. On PostgreSQL each host's intervals come as two columns of
-    integers (the engine's epoch microseconds, as numpy arrays), one row per host: no Python object
-    per interval at all, and one row per host saves the per-row overhead. SQLite keeps the plain
-    read of datetimes.
+    Every booking and calendar event of every host, tens of thousands for a big team's month. On
+    PostgreSQL each host's intervals come as two columns of integers (the engine's epoch
+    microseconds, as numpy arrays), one row per host: no Python object per interval at all, and
+    one row per host saves the per-row overhead. SQLite keeps the plain read of datetimes.
 
     Each column is the timestamps' own binary form (timestamptz_send: the stored 8-byte count of
     microseconds since 2000-01-01, big-endian) run together in one bytea: no conversion per value
