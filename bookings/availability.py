@@ -26,7 +26,7 @@ runs are applied as +1/-1 marks summed up (`bincount`, `cumsum`). A month of a 2
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -293,7 +293,7 @@ def available_start_instants(
         for part in parts[1:]:
             combined = np.intersect1d(combined, part, assume_unique=True)
     else:
-        combined = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+        combined = parts[0] if len(parts) == 1 else _sorted_unique(np.concatenate(parts))
     return combined.tolist()
 
 
@@ -399,7 +399,7 @@ class _Calendar:
             ),
         )
         if key not in self._candidates:
-            starts = np.array(_candidates(host, zone, self), dtype=np.int64)
+            starts = _candidates(host, zone, self)
             starts.flags.writeable = False  # shared by every host with this key
             self._candidates[key] = starts
         return key, self._candidates[key]
@@ -442,7 +442,7 @@ class _Calendar:
             # zone changes its offset twice within a day (the closest two changes anywhere
             # in tzdata 2026f are 95 hours apart). So the day is its wall-clock template
             # moved to this date, at about half the cost of converting each boundary.
-            return tuple(map(midnight.__add__, self._template(spans)))
+            return tuple(map(midnight.__add__, self.template(spans)))
         # DST days (23 or 25 hours, or other lengths in a few zones): convert every boundary.
         next_day = day + _ONE_DAY
         intervals = [
@@ -451,7 +451,7 @@ class _Calendar:
         ]
         return _grid(_merged(intervals), self._duration, self._step)
 
-    def _template(self, spans: tuple[WallClockSpan, ...]) -> tuple[int, ...]:
+    def template(self, spans: tuple[WallClockSpan, ...]) -> tuple[int, ...]:
         """The grid of a day without offset changes, as offsets from local midnight."""
         if spans not in self._templates:
             wall_clock = [(_since_midnight(start), _since_midnight(end) or _DAY) for start, end in spans]
@@ -538,26 +538,46 @@ def _free_flags(
     return free
 
 
-def _candidates(host: HostAvailability, zone: ZoneInfo, calendar: _Calendar) -> list[Instant]:
-    """The host's sorted candidate starts within [first, last], before busy time and limits."""
+def _candidates(host: HostAvailability, zone: ZoneInfo, calendar: _Calendar) -> np.ndarray:
+    """The host's sorted candidate starts within [first, last], before busy time and limits.
+
+    A local date of exactly 24 hours is its hours' wall-clock template moved to its midnight (see
+    `_Calendar.grid`), so the dates sharing one set of hours are laid out together, as one table
+    of midnights plus offsets; only the days of a clock change are converted boundary by boundary.
+    Consecutive dates overlap only around exotic clock changes at midnight: sorting drops those
+    duplicates too."""
     weekly: dict[int, list[WallClockSpan]] = defaultdict(list)
     for interval in host.weekly:
         weekly[interval.weekday].append((interval.start, interval.end))
     by_weekday = {weekday: tuple(spans) for weekday, spans in weekly.items()}
     overrides = {override.date: tuple(override.intervals) for override in host.overrides}
 
-    starts: list[Instant] = []
-    out_of_order = False
-    for day in calendar.dates(zone):
+    midnights = calendar.midnights(zone)
+    regular_days: dict[tuple[WallClockSpan, ...], list[Instant]] = defaultdict(list)
+    parts = []
+    for k, day in enumerate(calendar.dates(zone)):
         spans = overrides[day] if day in overrides else by_weekday.get(day.weekday(), ())
-        grid = calendar.grid(zone, day, spans) if spans else ()
-        if grid:
-            # Consecutive dates overlap only around exotic DST transitions at midnight.
-            out_of_order = out_of_order or bool(starts and grid[0] <= starts[-1])
-            starts.extend(grid)
-    if out_of_order:
-        starts = sorted(set(starts))
-    return starts[bisect_left(starts, calendar.first) : bisect_right(starts, calendar.last)]
+        if not spans:
+            continue
+        if midnights[k + 1] - midnights[k] == _DAY:
+            regular_days[spans].append(midnights[k])
+        elif grid := calendar.grid(zone, day, spans):
+            parts.append(np.array(grid, dtype=np.int64))
+    for spans, day_midnights in regular_days.items():
+        template = np.array(calendar.template(spans), dtype=np.int64)
+        parts.append((np.array(day_midnights, dtype=np.int64)[:, None] + template).ravel())
+    if not parts:
+        return np.empty(0, dtype=np.int64)
+    starts = _sorted_unique(np.concatenate(parts))
+    return starts[np.searchsorted(starts, calendar.first) : np.searchsorted(starts, calendar.last, side="right")]
+
+
+def _sorted_unique(instants: np.ndarray) -> np.ndarray:
+    """Sorted, each instant once (np.unique, by hashing first, costs several times a sort)."""
+    instants = np.sort(instants)
+    if len(instants) < 2:
+        return instants
+    return instants[np.concatenate(([True], instants[1:] != instants[:-1]))]
 
 
 def _not_busy(starts: np.ndarray, team: list[HostAvailability], rules: SlotRules) -> np.ndarray:
