@@ -88,31 +88,18 @@ BEGIN
     END IF;
 END;
 $$;
+"""
 
-CREATE OR REPLACE FUNCTION bookings_busy_days_of_booking_hosts() RETURNS trigger LANGUAGE plpgsql AS $$
+# The trigger function of a table whose rows are spans [start_column, end_column) of member_id.
+TRIGGER_FUNCTION_SQL = r"""
+CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        PERFORM bookings_refresh_busy_days_of_spans(
-            array_agg(member_id), array_agg(occupied_start), array_agg(occupied_end)
-        ) FROM old_rows;
-    END IF;
-    IF TG_OP IN ('UPDATE', 'INSERT') THEN
-        PERFORM bookings_refresh_busy_days_of_spans(
-            array_agg(member_id), array_agg(occupied_start), array_agg(occupied_end)
-        ) FROM new_rows;
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
-CREATE OR REPLACE FUNCTION bookings_busy_days_of_calendar_intervals() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        PERFORM bookings_refresh_busy_days_of_spans(array_agg(member_id), array_agg(start), array_agg("end"))
+        PERFORM bookings_refresh_busy_days_of_spans(array_agg(member_id), array_agg({start}), array_agg({end}))
         FROM old_rows;
     END IF;
     IF TG_OP IN ('UPDATE', 'INSERT') THEN
-        PERFORM bookings_refresh_busy_days_of_spans(array_agg(member_id), array_agg(start), array_agg("end"))
+        PERFORM bookings_refresh_busy_days_of_spans(array_agg(member_id), array_agg({start}), array_agg({end}))
         FROM new_rows;
     END IF;
     RETURN NULL;
@@ -120,9 +107,10 @@ END;
 $$;
 """
 
+# (table, its trigger function, the columns of its spans)
 TRIGGERS = [
-    ("bookings_bookinghost", "bookings_busy_days_of_booking_hosts"),
-    ("integrations_busyinterval", "bookings_busy_days_of_calendar_intervals"),
+    ("bookings_bookinghost", "bookings_busy_days_of_booking_hosts", "occupied_start", "occupied_end"),
+    ("integrations_busyinterval", "bookings_busy_days_of_calendar_intervals", "start", '"end"'),
 ]
 # A trigger with transition tables handles one event; old_rows/new_rows as each event has them.
 EVENTS = [
@@ -146,7 +134,8 @@ def create_triggers(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute(REFRESH_SQL, params=None)  # no parameters: its % is SQL's modulo
-    for table, function in TRIGGERS:
+    for table, function, start, end in TRIGGERS:
+        schema_editor.execute(TRIGGER_FUNCTION_SQL.format(function=function, start=start, end=end))
         for suffix, event, referencing in EVENTS:
             schema_editor.execute(
                 f"CREATE TRIGGER {table}_busy_days_{suffix} AFTER {event} ON {table} "
@@ -158,7 +147,7 @@ def create_triggers(apps, schema_editor):
 def drop_triggers(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    for table, function in TRIGGERS:
+    for table, function, _start, _end in TRIGGERS:
         for suffix, _event, _referencing in EVENTS:
             schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_busy_days_{suffix} ON {table}")
         schema_editor.execute(f"DROP FUNCTION IF EXISTS {function}()")
