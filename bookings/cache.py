@@ -90,17 +90,17 @@ def remember(
     then hold one copy per choice and the first request of each would miss.
     """
     version_keys = [_version_key(meeting_type.pk), _version_key(meeting_type.pk, month)]
-    versions = _safely(cache.get_many, version_keys) or {}
+    versions = safely(cache.get_many, version_keys) or {}
     missing = [key for key in version_keys if key not in versions]
     if missing:
         versions.update(_new_versions(missing))
     rules_hash = hashlib.sha256(repr(rules).encode()).hexdigest()[:16]
     type_version, month_version = (versions[key] for key in version_keys)
     key = f"slots:{meeting_type.pk}:{rules_hash}:{type_version}:{month_version}:{what}"
-    value = _safely(cache.get, key)
+    value = safely(cache.get, key)
     if value is None:
         value = compute()
-        _safely(cache.set, key, value, settings.SLOTS_CACHE_SECONDS)
+        safely(cache.set, key, value, settings.SLOTS_CACHE_SECONDS)
     return value
 
 
@@ -147,11 +147,11 @@ def _new_versions(keys: list[str]) -> dict[str, str]:
     # Fresh random values rather than increments (an evicted counter restarting at 1 could bring
     # back values cached under that number) or clock readings (two changes can share one).
     versions = {key: uuid.uuid4().hex for key in keys}
-    _safely(cache.set_many, versions, None)
+    safely(cache.set_many, versions, None)
     return versions
 
 
-def _safely(method, *args):
+def safely(method, *args):
     """A cache read or write that never fails the request: with the cache down, times are worked
     out every time and bookings go through (their re-check reads the database, not the cache)."""
     try:

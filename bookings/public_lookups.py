@@ -30,7 +30,7 @@ from accounts.models import Organization
 from meetingtypes.models import MeetingType, MeetingTypeHost
 from members.models import TeamMember
 
-from .cache import _safely
+from .cache import safely
 
 # Both slugs are SlugFields of this length: a longer one in an address names nothing, and is
 # answered without asking the cache or the database.
@@ -48,13 +48,13 @@ def meeting_type_at(org_slug: str, slug: str, *, cached: bool = True) -> Meeting
     if not (cached and _lifetime()):
         return _read_meeting_type(org_slug, slug)
     key = _address_key(org_slug, slug)
-    meeting_type = _safely(cache.get, key)
+    meeting_type = safely(cache.get, key)
     if meeting_type is None:
         meeting_type = _read_meeting_type(org_slug, slug)
         # An address that names nothing is not remembered: a meeting type created there later is
         # then found at once, with nothing to forget.
         if meeting_type is not None:
-            _safely(cache.set, key, meeting_type, _lifetime())
+            safely(cache.set, key, meeting_type, _lifetime())
     return meeting_type
 
 
@@ -63,10 +63,10 @@ def host_names(meeting_type: MeetingType) -> list[str]:
     if not _lifetime():
         return _read_host_names(meeting_type.pk)
     key = _host_names_key(meeting_type.pk)
-    names = _safely(cache.get, key)
+    names = safely(cache.get, key)
     if names is None:
         names = _read_host_names(meeting_type.pk)
-        _safely(cache.set, key, names, _lifetime())
+        safely(cache.set, key, names, _lifetime())
     return names
 
 
@@ -123,9 +123,9 @@ def _forget(keys: list[str]) -> None:
     committed does not stay."""
     if not keys:
         return
-    _safely(cache.delete_many, keys)
+    safely(cache.delete_many, keys)
     if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(lambda: _safely(cache.delete_many, keys))
+        transaction.on_commit(lambda: safely(cache.delete_many, keys))
 
 
 def _hosted_by(member_id: int) -> QuerySet:
